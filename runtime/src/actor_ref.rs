@@ -1,0 +1,118 @@
+//! [`ActorRef`]: the typed address of an actor.
+
+use crate::cell::{Cell, Header, Runnable, Task};
+use crate::error::{AskError, SendError};
+use crate::reply::{OneShot, ReplyTo};
+use crate::{Actor, ActorId, Recipient};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The address of an actor: cheap to clone, `Send + Sync`, usable from any thread.
+///
+/// Holding one keeps the actor's memory alive, not the runtime: the runtime still ends when
+/// every actor is quiescent.
+pub struct ActorRef<A: Actor> {
+    cell: Arc<Cell<A>>,
+}
+
+impl<A: Actor> ActorRef<A> {
+    pub(crate) fn from_cell(cell: Arc<Cell<A>>) -> Self {
+        ActorRef { cell }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        self.cell.header()
+    }
+
+    /// Sends `msg`. Never blocks. If the actor has stopped (or its runtime has shut down) the
+    /// message comes back in the error.
+    ///
+    /// Sent from inside a behaviour to an actor that is overloaded, under pressure or muted, it
+    /// mutes the sending actor once that behaviour returns (see the crate docs on backpressure).
+    #[inline]
+    pub fn send(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
+        self.cell
+            .send(msg, || self.cell.clone() as Task)
+            .map_err(SendError)
+    }
+
+    /// Sends a request built around a fresh [`ReplyTo`] and waits up to `timeout` for the answer.
+    /// For code outside the runtime; on a worker thread it fails with
+    /// [`AskError::OnWorkerThread`] rather than block other actors.
+    ///
+    /// ```
+    /// use rein::{Actor, Context, ReplyTo, Runtime};
+    /// use std::time::Duration;
+    ///
+    /// struct Doubler;
+    /// impl Actor for Doubler {
+    ///     type Msg = (u32, ReplyTo<u32>);
+    ///     fn handle(&mut self, _: &mut Context<Self>, (n, reply): Self::Msg) {
+    ///         let _ = reply.send(n * 2);
+    ///     }
+    /// }
+    ///
+    /// let rt = rein::Runtime::new().unwrap();
+    /// let doubler = rt.spawn(Doubler);
+    /// assert_eq!(doubler.ask(|r| (21, r), Duration::from_secs(5)), Ok(42));
+    /// ```
+    pub fn ask<R: Send + 'static>(
+        &self,
+        request: impl FnOnce(ReplyTo<R>) -> A::Msg,
+        timeout: Duration,
+    ) -> Result<R, AskError> {
+        if crate::scheduler::on_worker_thread() {
+            return Err(AskError::OnWorkerThread);
+        }
+        let shot = Arc::new(OneShot::new());
+        self.send(request(ReplyTo::waiter(shot.clone())))
+            .map_err(|_| AskError::Stopped)?;
+        shot.wait(timeout)
+    }
+
+    /// A type-erased address for any message type this actor's message can be built from.
+    pub fn recipient<M: Send + 'static>(&self) -> Recipient<M>
+    where
+        A::Msg: From<M>,
+    {
+        Recipient::new::<A>(self.cell.clone())
+    }
+
+    /// The actor's identity.
+    pub fn id(&self) -> ActorId {
+        self.header().id
+    }
+
+    /// Whether the actor has stopped (sends would fail).
+    pub fn is_stopped(&self) -> bool {
+        !self.header().is_open()
+    }
+
+    /// Messages queued and not yet handled: a cheap, racy reading.
+    pub fn backlog(&self) -> usize {
+        self.cell.backlog()
+    }
+}
+
+impl<A: Actor> Clone for ActorRef<A> {
+    fn clone(&self) -> Self {
+        ActorRef {
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+impl<A: Actor> PartialEq for ActorRef<A> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.cell, &other.cell)
+    }
+}
+
+impl<A: Actor> Eq for ActorRef<A> {}
+
+impl<A: Actor> fmt::Debug for ActorRef<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActorRef({})", self.id())
+    }
+}

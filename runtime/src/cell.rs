@@ -1,0 +1,412 @@
+//! The actor cell: one allocation holding an actor's state, mailbox and scheduling word, and
+//! the code of one turn.
+//!
+//! The scheduler sees cells only as [`Task`]s (`Arc<dyn Runnable>`). A task in a run queue *is*
+//! an activation (see [`crate::mailbox`]): whoever holds it runs the next turn, and the turn
+//! either hands the activation back (the mailbox count reached zero), keeps it while parked
+//! (muted), or requeues itself.
+
+use crate::context::Context;
+use crate::mailbox::Mailbox;
+use crate::monitor::{ActorDown, DownReason};
+use crate::mute::{self, MuteWord, Unmuted};
+use crate::registry::Slot;
+use crate::scheduler::{Shared, Worker};
+use crate::{Actor, ActorId};
+use parking_lot::Mutex;
+use std::cell::UnsafeCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// An actor as the scheduler sees it. Holding one in a run queue is holding its activation.
+pub(crate) type Task = Arc<dyn Runnable>;
+
+pub(crate) trait Runnable: Send + Sync + 'static {
+    fn header(&self) -> &Header;
+    /// Runs one turn. `self` is the activation; the turn decides where it goes next.
+    fn run_turn(self: Arc<Self>, worker: &Worker);
+    /// Stops the actor at runtime shutdown, after every worker has exited. Returns the number of
+    /// messages that were still queued.
+    fn stop_at_shutdown(self: Arc<Self>) -> u64;
+    /// The backlog: messages counted in and not yet handled.
+    fn backlog(&self) -> usize;
+}
+
+/// The type-erased part of a cell that other actors and the scheduler touch.
+pub(crate) struct Header {
+    pub(crate) word: MuteWord,
+    pub(crate) id: ActorId,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) slot: Slot,
+    /// Rarely used, so kept behind one lock and allocated on first use.
+    extras: Mutex<Option<Box<Extras>>>,
+}
+
+type MonitorFn = Box<dyn FnOnce(&ActorDown) + Send>;
+
+#[derive(Default)]
+struct Extras {
+    /// Senders muted on this actor, to unmute when it stops blocking.
+    muted_senders: Vec<Task>,
+    /// Called once when the actor stops.
+    monitors: Vec<MonitorFn>,
+    /// Set when the actor has stopped; a monitor added later is told at once.
+    down: Option<ActorDown>,
+}
+
+impl Header {
+    fn with_extras<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> R {
+        let mut guard = self.extras.lock();
+        f(guard.get_or_insert_with(Default::default))
+    }
+
+    #[inline]
+    pub(crate) fn is_open(&self) -> bool {
+        self.word.load() & mute::STOPPED == 0 && self.shared.is_open()
+    }
+
+    /// The send path after the message is in the mailbox: schedule the actor if it was idle and
+    /// note overload and muting. `before` is the count before the push, `word` the state word
+    /// read before it, `as_task` clones the receiver as a task (only when needed).
+    #[inline]
+    pub(crate) fn after_push(&self, before: usize, word: u64, as_task: impl Fn() -> Task) {
+        let shared = &self.shared;
+        Worker::with_current(shared, |worker| {
+            if before == 0 {
+                shared.schedule_activation(as_task(), worker);
+            }
+            if !shared.config.backpressure {
+                return;
+            }
+            let backlog = before + 1;
+            let over = backlog >= shared.config.high_watermark;
+            if over && word & mute::OVERLOADED == 0 && self.word.set(mute::OVERLOADED) {
+                shared.counters.overloads.inc();
+            }
+            if let Some(worker) = worker {
+                if over || mute::is_blocking(word) {
+                    worker.note_blocking_receiver(self, &as_task);
+                }
+            }
+        });
+    }
+
+    /// Registers `sender` as muted on this actor if this actor still blocks. Returns whether it
+    /// did. See [`crate::mute`] for why the re-check under the lock makes this race-free.
+    pub(crate) fn register_muted(&self, sender: &Task) -> bool {
+        self.with_extras(|extras| {
+            if mute::is_blocking(self.word.load()) {
+                sender.header().word.add_mute();
+                extras.muted_senders.push(sender.clone());
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// Clears `flag`; if that leaves the actor no longer blocking, unmutes its senders.
+    pub(crate) fn clear_blocking_flag(&self, flag: u64, worker: Option<&Worker>) {
+        if self.word.clear(flag) == Some(true) {
+            self.unmute_senders(worker);
+        }
+    }
+
+    /// Unmutes every sender muted on this actor, cascading to actors muted on those that resume.
+    /// Costs O(senders unmuted): no broadcast to other workers.
+    pub(crate) fn unmute_senders(&self, worker: Option<&Worker>) {
+        let mut work: Vec<Task> = self.with_extras(|e| std::mem::take(&mut e.muted_senders));
+        while let Some(sender) = work.pop() {
+            self.shared.counters.unmutes.inc();
+            if let Unmuted::Resume { now_unblocked } = sender.header().word.unmute_one() {
+                if now_unblocked {
+                    let more = sender
+                        .header()
+                        .with_extras(|e| std::mem::take(&mut e.muted_senders));
+                    work.extend(more);
+                }
+                // A parked actor kept its activation: requeue it without counting a new one.
+                self.shared.requeue(sender, worker);
+            }
+        }
+    }
+
+    /// Adds a monitor, or calls it at once if the actor is already down.
+    pub(crate) fn add_monitor(&self, notify: MonitorFn) {
+        let already = self.with_extras(|e| match &e.down {
+            Some(down) => Some((notify, down.clone())),
+            None => {
+                e.monitors.push(notify);
+                None
+            }
+        });
+        if let Some((notify, down)) = already {
+            notify(&down);
+        }
+    }
+
+    /// Marks the actor down and tells its monitors.
+    fn announce_down(&self, reason: DownReason) {
+        let down = ActorDown {
+            id: self.id,
+            reason,
+        };
+        let monitors = self.with_extras(|e| {
+            e.down = Some(down.clone());
+            std::mem::take(&mut e.monitors)
+        });
+        for notify in monitors {
+            notify(&down);
+        }
+    }
+}
+
+/// State owned by whoever runs the current turn. Never touched by senders.
+struct Turn<A> {
+    actor: Option<A>,
+    started: bool,
+    /// Holding one activation beyond the queued messages: set at spawn (so `started` runs) and
+    /// when parking (so senders do not schedule a muted actor).
+    extra_activation: bool,
+}
+
+pub(crate) struct Cell<A: Actor> {
+    header: Header,
+    mailbox: Mailbox<A::Msg>,
+    turn: UnsafeCell<Turn<A>>,
+}
+
+// SAFETY: `turn` is only accessed by the single thread running the actor's turn (the scheduler
+// hands each activation to exactly one worker, see `crate::mailbox`) or, at shutdown, by the
+// thread that joined every worker. Everything else is `Sync` on its own. `A: Send` lets the state
+// move between workers.
+unsafe impl<A: Actor> Sync for Cell<A> {}
+
+/// How a behaviour left the turn.
+enum After {
+    Continue,
+    Stop(DownReason),
+    Park,
+}
+
+impl<A: Actor> Cell<A> {
+    pub(crate) fn new(actor: A, header: Header) -> Self {
+        Cell {
+            header,
+            mailbox: Mailbox::new(1),
+            turn: UnsafeCell::new(Turn {
+                actor: Some(actor),
+                started: false,
+                extra_activation: true,
+            }),
+        }
+    }
+
+    pub(crate) fn new_header(shared: Arc<Shared>, id: ActorId, slot: Slot) -> Header {
+        Header {
+            word: MuteWord::new(),
+            id,
+            shared,
+            slot,
+            extras: Mutex::new(None),
+        }
+    }
+
+    /// Sends `msg`, or hands it back if the actor has stopped.
+    #[inline]
+    pub(crate) fn send(&self, msg: A::Msg, as_task: impl Fn() -> Task) -> Result<(), A::Msg> {
+        let word = self.header.word.load();
+        if word & mute::STOPPED != 0 || !self.header.shared.is_open() {
+            return Err(msg);
+        }
+        let before = self.mailbox.push(msg);
+        self.header.after_push(before, word, as_task);
+        Ok(())
+    }
+
+    /// Runs the behaviour for one message, turning a panic into a stop.
+    fn handle_one(&self, actor: &mut A, ctx: &mut Context<'_, A>, msg: A::Msg) -> After {
+        if catch_unwind(AssertUnwindSafe(|| actor.handle(ctx, msg))).is_err() {
+            return After::Stop(DownReason::Panicked);
+        }
+        if ctx.stop_requested() {
+            return After::Stop(DownReason::Stopped);
+        }
+        After::Continue
+    }
+
+    /// Drops every linked message, counting them.
+    fn drain(&self) -> usize {
+        let mut n = 0;
+        // SAFETY: called only by the thread that holds the activation (or at shutdown).
+        while let Some(msg) = unsafe { self.mailbox.pop() } {
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(msg)));
+            n += 1;
+        }
+        n
+    }
+
+    /// Stops the actor from inside its turn (or at shutdown with no worker). Returns the number
+    /// of queued messages it dropped.
+    fn stop(
+        self: &Arc<Self>,
+        turn: &mut Turn<A>,
+        worker: Option<&Worker>,
+        reason: DownReason,
+    ) -> usize {
+        let shared = &self.header.shared;
+        self.header.word.set(mute::STOPPED);
+        if let Some(mut actor) = turn.actor.take() {
+            if turn.started && reason != DownReason::Panicked {
+                let mut ctx = Context::new(self, worker);
+                if catch_unwind(AssertUnwindSafe(|| actor.stopped(&mut ctx))).is_err() {
+                    shared.counters.panics.inc();
+                }
+            }
+            if catch_unwind(AssertUnwindSafe(move || drop(actor))).is_err() {
+                shared.counters.panics.inc();
+            }
+        }
+        if reason == DownReason::Panicked {
+            shared.counters.panics.inc();
+        }
+        let dropped = self.drain();
+        shared.counters.dropped.add(dropped as u64);
+        // A stopped actor blocks nobody: whoever was muted on it resumes.
+        self.header
+            .clear_blocking_flag(mute::OVERLOADED | mute::PRESSURED, worker);
+        self.header.announce_down(reason);
+        shared.counters.stopped.inc();
+        dropped
+    }
+
+    /// The end of a behaviour that sent to blocking receivers: register the mutes. Returns
+    /// whether the actor must park.
+    fn register_mutes(self: &Arc<Self>, worker: &Worker) -> bool {
+        let receivers = worker.take_blocking_receivers();
+        let own = self.header.word.load();
+        // An actor that is itself overloaded or under pressure must drain: never mute it.
+        if own & (mute::OVERLOADED | mute::PRESSURED) != 0 {
+            return false;
+        }
+        let me: Task = self.clone();
+        let mut any = false;
+        for receiver in receivers {
+            if receiver.header().register_muted(&me) {
+                self.header.shared.counters.mutes.inc();
+                any = true;
+            }
+        }
+        any
+    }
+}
+
+impl<A: Actor> Runnable for Cell<A> {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn run_turn(self: Arc<Self>, worker: &Worker) {
+        // The worker belongs to this actor's runtime (tasks only enter their own runtime's
+        // queues), so borrow its `Shared` rather than touch the refcount on every turn.
+        let shared = worker.shared();
+        debug_assert!(std::ptr::eq(shared, &*self.header.shared));
+        // SAFETY: we hold the activation, so no other thread runs a turn of this actor; senders
+        // never touch `turn`.
+        let turn = unsafe { &mut *self.turn.get() };
+        let mut handled = 0usize;
+        let mut after = After::Continue;
+
+        if let Some(actor) = turn.actor.as_mut() {
+            let mut ctx = Context::new(&self, Some(worker));
+            worker.begin_turn(&self.header);
+            if !turn.started {
+                turn.started = true;
+                if catch_unwind(AssertUnwindSafe(|| actor.started(&mut ctx))).is_err() {
+                    after = After::Stop(DownReason::Panicked);
+                } else if ctx.stop_requested() {
+                    after = After::Stop(DownReason::Stopped);
+                }
+            }
+            while matches!(after, After::Continue) && handled < shared.config.batch {
+                // SAFETY: we are the single consumer while holding the activation.
+                let Some(msg) = (unsafe { self.mailbox.pop() }) else {
+                    break;
+                };
+                handled += 1;
+                after = self.handle_one(actor, &mut ctx, msg);
+                if matches!(after, After::Continue)
+                    && worker.has_blocking_receivers()
+                    && self.register_mutes(worker)
+                {
+                    after = After::Park;
+                }
+            }
+            worker.end_turn();
+        }
+        worker.count_turn(handled);
+
+        let mut retire = handled + usize::from(std::mem::take(&mut turn.extra_activation));
+        match after {
+            After::Stop(reason) => retire += self.stop(turn, Some(worker), reason),
+            After::Park => {
+                // Keep one activation so senders do not schedule us while muted, and finish
+                // every touch of `turn` before parking: once parked, an unmuter may run us.
+                turn.extra_activation = true;
+                retire -= 1;
+                // SAFETY: we hold the activation and retire only what we handled.
+                let left = unsafe { self.mailbox.retire(retire) };
+                debug_assert!(left > 0);
+                if !self.header.word.try_park() {
+                    // Every receiver recovered meanwhile: carry on.
+                    shared.requeue(self, Some(worker));
+                }
+                return;
+            }
+            After::Continue => {}
+        }
+        if turn.actor.is_none() {
+            // Stopped (now or earlier): messages that raced the stop are dropped and counted.
+            let dropped = self.drain();
+            shared.counters.dropped.add(dropped as u64);
+            retire += dropped;
+        }
+        // SAFETY: we hold the activation and retire what we handled, dropped or held.
+        let left = unsafe { self.mailbox.retire(retire) };
+        let word = self.header.word.load();
+        if word & mute::OVERLOADED != 0 && left <= shared.config.low_watermark {
+            self.header
+                .clear_blocking_flag(mute::OVERLOADED, Some(worker));
+        }
+        if left == 0 {
+            worker.activation_ended();
+        } else {
+            shared.requeue(self, Some(worker));
+        }
+    }
+
+    fn stop_at_shutdown(self: Arc<Self>) -> u64 {
+        if self.header.word.load() & mute::STOPPED != 0 {
+            return 0;
+        }
+        // SAFETY: every worker has been joined: no turn runs concurrently.
+        let turn = unsafe { &mut *self.turn.get() };
+        self.stop(turn, None, DownReason::Shutdown) as u64
+    }
+
+    fn backlog(&self) -> usize {
+        self.mailbox.backlog()
+    }
+}
+
+impl<A: Actor> Drop for Cell<A> {
+    fn drop(&mut self) {
+        if self.turn.get_mut().actor.is_some() {
+            // Nothing could reach it any more: collected without a stop.
+            self.header.shared.counters.collected.inc();
+        }
+        let queued = self.drain();
+        self.header.shared.counters.dropped.add(queued as u64);
+        self.header.shared.registry.remove(self.header.slot);
+    }
+}

@@ -1,0 +1,75 @@
+//! What a behaviour can do besides touching its own state.
+
+use crate::cell::Cell;
+use crate::monitor::ActorDown;
+use crate::scheduler::Worker;
+use crate::{Actor, ActorId, ActorRef, RuntimeHandle};
+use std::sync::Arc;
+
+/// Handed to every behaviour: the actor's own reference, spawning, stopping and monitoring.
+pub struct Context<'a, A: Actor> {
+    cell: &'a Arc<Cell<A>>,
+    worker: Option<&'a Worker>,
+    stop: bool,
+}
+
+impl<'a, A: Actor> Context<'a, A> {
+    pub(crate) fn new(cell: &'a Arc<Cell<A>>, worker: Option<&'a Worker>) -> Self {
+        Context {
+            cell,
+            worker,
+            stop: false,
+        }
+    }
+
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop
+    }
+
+    /// This actor's own reference, to hand out or to send to itself (a send to self never mutes).
+    pub fn myself(&self) -> ActorRef<A> {
+        ActorRef::from_cell(self.cell.clone())
+    }
+
+    /// This actor's identity.
+    pub fn id(&self) -> ActorId {
+        crate::cell::Runnable::header(&**self.cell).id
+    }
+
+    /// Spawns a child actor on this runtime. It starts on this worker unless another steals it.
+    pub fn spawn<B: Actor>(&self, actor: B) -> ActorRef<B> {
+        let shared = &crate::cell::Runnable::header(&**self.cell).shared;
+        shared.spawn(actor, self.worker)
+    }
+
+    /// Stops this actor once the current behaviour returns: `stopped` runs, queued messages are
+    /// dropped and counted, monitors are told, and later sends fail with the message returned.
+    pub fn stop(&mut self) {
+        self.stop = true;
+    }
+
+    /// A handle on the runtime this actor runs on.
+    pub fn runtime(&self) -> RuntimeHandle {
+        RuntimeHandle::new(crate::cell::Runnable::header(&**self.cell).shared.clone())
+    }
+
+    /// Asks to be told, with an [`ActorDown`] message, when `target` stops (at once if it has).
+    pub fn monitor<B: Actor>(&self, target: &ActorRef<B>)
+    where
+        A::Msg: From<ActorDown>,
+    {
+        let me = self.myself();
+        target
+            .header()
+            .add_monitor(Box::new(move |down: &ActorDown| {
+                // If the watcher has stopped too there is nobody left to tell.
+                let _ = me.send(A::Msg::from(down.clone()));
+            }));
+    }
+
+    /// This actor's backlog: messages queued for it and not yet handled (including the one
+    /// being handled).
+    pub fn backlog(&self) -> usize {
+        crate::cell::Runnable::backlog(&**self.cell)
+    }
+}

@@ -1,0 +1,99 @@
+//! Typed errors. Every failure hands back what it could not deliver.
+
+use std::fmt;
+
+/// A send that could not be delivered because the actor has stopped or its runtime has shut
+/// down. The message is returned, never silently dropped.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct SendError<M>(pub M);
+
+impl<M> SendError<M> {
+    /// Takes the undelivered message back.
+    pub fn into_inner(self) -> M {
+        self.0
+    }
+}
+
+impl<M> fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the actor has stopped; the message is returned")
+    }
+}
+
+impl<M> std::error::Error for SendError<M> {}
+
+/// Why an [`ask`](crate::ActorRef::ask) produced no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskError {
+    /// The actor had stopped; the request was not delivered.
+    Stopped,
+    /// No answer within the timeout.
+    Timeout,
+    /// The actor dropped the [`ReplyTo`](crate::ReplyTo) without answering (or stopped first).
+    NoReply,
+    /// `ask` was called on a runtime worker thread, where waiting would block other actors. From
+    /// inside an actor, send a [`ReplyTo::to`](crate::ReplyTo::to) that points back at yourself.
+    OnWorkerThread,
+}
+
+impl fmt::Display for AskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AskError::Stopped => "the actor has stopped",
+            AskError::Timeout => "no reply before the timeout",
+            AskError::NoReply => "the actor dropped the reply handle without answering",
+            AskError::OnWorkerThread => {
+                "ask would block a runtime worker; reply to an actor with ReplyTo::to instead"
+            }
+        })
+    }
+}
+
+impl std::error::Error for AskError {}
+
+/// A runtime configuration that cannot work.
+#[derive(Debug)]
+pub enum BuildError {
+    /// `threads(0)`: a runtime needs at least one worker.
+    ZeroThreads,
+    /// `batch(0)`: an actor must handle at least one message per turn.
+    ZeroBatch,
+    /// The low watermark must be below the high one, and the high one above zero.
+    Watermarks {
+        /// The low watermark asked for.
+        low: usize,
+        /// The high watermark asked for.
+        high: usize,
+    },
+    /// The operating system refused to start a worker thread.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroThreads => f.write_str("a runtime needs at least one worker thread"),
+            BuildError::ZeroBatch => f.write_str("the batch size must be at least 1"),
+            BuildError::Watermarks { low, high } => write!(
+                f,
+                "backlog watermarks must satisfy 0 <= low < high (got low {low}, high {high})"
+            ),
+            BuildError::Spawn(e) => write!(f, "could not start a worker thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Metrics that cost nothing on the per-message path.
+//!
+//! Per-worker figures are plain counters in the worker, published with a relaxed store once per
+//! turn. Global events (spawns, stops, mutes) are rare and go to striped counters, so that
+//! workers do not bounce one cache line between them.
+
+use crossbeam_utils::CachePadded;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+const STRIPES: usize = 8;
+
+/// A counter that many threads add to and few read.
+pub(crate) struct Counter {
+    stripes: [CachePadded<AtomicU64>; STRIPES],
+}
+
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    STRIPE.with(|s| {
+        if s.get() == usize::MAX {
+            s.set(NEXT.fetch_add(1, Relaxed) % STRIPES);
+        }
+        s.get()
+    })
+}
+
+impl Counter {
+    fn new() -> Self {
+        Counter {
+            stripes: Default::default(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn inc(&self) {
+        self.add(1);
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        if n != 0 {
+            self.stripes[stripe()].fetch_add(n, Relaxed);
+        }
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.stripes.iter().map(|s| s.load(Relaxed)).sum()
+    }
+}
+
+/// Runtime-wide event counts.
+pub(crate) struct Counters {
+    pub(crate) spawned: Counter,
+    pub(crate) stopped: Counter,
+    /// Dropped unreachable without a stop.
+    pub(crate) collected: Counter,
+    /// Messages dropped undelivered: queued at a stop, a panic or shutdown.
+    pub(crate) dropped: Counter,
+    pub(crate) panics: Counter,
+    pub(crate) mutes: Counter,
+    pub(crate) unmutes: Counter,
+    pub(crate) overloads: Counter,
+}
+
+impl Counters {
+    pub(crate) fn new() -> Self {
+        Counters {
+            spawned: Counter::new(),
+            stopped: Counter::new(),
+            collected: Counter::new(),
+            dropped: Counter::new(),
+            panics: Counter::new(),
+            mutes: Counter::new(),
+            unmutes: Counter::new(),
+            overloads: Counter::new(),
+        }
+    }
+}
+
+/// One worker's published figures. Written only by that worker.
+#[derive(Default)]
+pub(crate) struct WorkerStats {
+    pub(crate) messages: AtomicU64,
+    pub(crate) turns: AtomicU64,
+    pub(crate) steals: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    /// Activations this worker started minus those it ended (see `crate::scheduler`).
+    pub(crate) activations: AtomicI64,
+}
+
+/// What one worker thread has done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerMetrics {
+    /// Messages handled.
+    pub messages: u64,
+    /// Actor turns run (each up to `batch` messages).
+    pub turns: u64,
+    /// Successful steals from other workers.
+    pub steals: u64,
+    /// Times the worker went to sleep for lack of work.
+    pub parks: u64,
+}
+
+/// A snapshot of the runtime's figures. Readings are racy but each is monotone or a gauge.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Per worker thread.
+    pub workers: Vec<WorkerMetrics>,
+    /// Actors spawned so far.
+    pub spawned: u64,
+    /// Actors alive: spawned and neither stopped nor collected.
+    pub live_actors: u64,
+    /// Actors holding an activation: scheduled, running, or muted with work.
+    pub scheduled_actors: i64,
+    /// Messages dropped undelivered (queued when their actor stopped, panicked or shut down).
+    pub dropped_messages: u64,
+    /// Behaviours (or hooks) that panicked.
+    pub panics: u64,
+    /// Times an actor was muted on a receiver.
+    pub mutes: u64,
+    /// Times an actor was released from a receiver it was muted on.
+    pub unmutes: u64,
+    /// Times a receiver crossed its high watermark.
+    pub overloads: u64,
+}
+
+impl Metrics {
+    /// Messages handled by all workers.
+    pub fn messages(&self) -> u64 {
+        self.workers.iter().map(|w| w.messages).sum()
+    }
+}

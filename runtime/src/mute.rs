@@ -1,0 +1,297 @@
+//! The per-actor state word that muting is built on.
+//!
+//! One `AtomicU64` per actor holds every flag that other threads act on:
+//!
+//! | bits | meaning |
+//! |------|---------|
+//! | `STOPPED` | the actor has stopped: sends fail and return the message |
+//! | `OVERLOADED` | its backlog crossed the high watermark and has not fallen to the low one |
+//! | `PRESSURED` | it applied backpressure (`rein-backpressure`) and has not released it |
+//! | `PARKED` | it is muted and not scheduled until every receiver it waits on recovers |
+//! | `count << 8` | on how many receivers it is currently muted |
+//!
+//! An actor is *blocking* (senders to it get muted) while any of `OVERLOADED`, `PRESSURED`,
+//! `PARKED` is set. Keeping all of them in one word gives every transition a single place in
+//! the modification order, which is what makes the unmute rule race-free:
+//!
+//! * whoever performs the read-modify-write that takes an actor from blocking to not blocking
+//!   must then lock that actor's muted-senders list and unmute everyone in it;
+//! * a sender registers itself in a receiver's list only while holding that lock *and* after
+//!   re-reading the word and finding the receiver still blocking.
+//!
+//! Either the registration's critical section comes first (the unblocker finds the sender in the
+//! list) or the unblocking RMW happens-before the registration's re-read (the sender sees the
+//! receiver recovered and does not mute). No sender is ever left muted on a receiver that has
+//! recovered, and unmuting costs O(muted senders), with no broadcast to other workers.
+//!
+//! Parking has its own small handshake because a sender registers while its turn is still
+//! running: [`MuteWord::try_park`] and [`MuteWord::unmute_one`] decide by compare-and-swap which
+//! of the two reschedules the actor, so it is scheduled exactly once. (Loom model:
+//! `loom_mute` in this module.)
+
+use crate::sync::AtomicU64;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
+pub(crate) const STOPPED: u64 = 1;
+pub(crate) const OVERLOADED: u64 = 1 << 1;
+pub(crate) const PRESSURED: u64 = 1 << 2;
+pub(crate) const PARKED: u64 = 1 << 3;
+const BLOCKING: u64 = OVERLOADED | PRESSURED | PARKED;
+const MUTE_ONE: u64 = 1 << 8;
+const FLAGS: u64 = MUTE_ONE - 1;
+
+/// Whether an actor in `word` mutes those who send to it.
+#[inline]
+pub(crate) const fn is_blocking(word: u64) -> bool {
+    word & BLOCKING != 0
+}
+
+/// How many receivers an actor in `word` is muted on.
+#[inline]
+pub(crate) const fn mute_count(word: u64) -> u64 {
+    word >> 8
+}
+
+/// What an unmute did to the muted actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unmuted {
+    /// The actor was parked and this was its last mute: the caller must schedule it, and if it
+    /// no longer blocks, unmute the actors muted on it (`now_unblocked`).
+    Resume { now_unblocked: bool },
+    /// Still muted on other receivers, or still inside the turn that registered the mute (that
+    /// turn will see the count and carry on).
+    Nothing,
+}
+
+#[derive(Debug)]
+pub(crate) struct MuteWord(AtomicU64);
+
+impl MuteWord {
+    pub(crate) fn new() -> Self {
+        MuteWord(AtomicU64::new(0))
+    }
+
+    #[inline]
+    pub(crate) fn load(&self) -> u64 {
+        // Acquire: a sender that sees STOPPED or a blocking flag also sees what preceded it.
+        self.0.load(Acquire)
+    }
+
+    /// Sets `flag`; returns whether this call set it (it was clear before).
+    #[inline]
+    pub(crate) fn set(&self, flag: u64) -> bool {
+        debug_assert_eq!(flag & !FLAGS, 0);
+        self.0.fetch_or(flag, AcqRel) & flag == 0
+    }
+
+    /// Clears `flag`. Returns `Some(now_unblocked)` if this call cleared it, where
+    /// `now_unblocked` says that this RMW took the actor from blocking to not blocking, so the
+    /// caller must unmute the actor's muted senders.
+    #[inline]
+    pub(crate) fn clear(&self, flag: u64) -> Option<bool> {
+        debug_assert_eq!(flag & !FLAGS, 0);
+        let before = self.0.fetch_and(!flag, AcqRel);
+        if before & flag == 0 {
+            return None;
+        }
+        let after = before & !flag;
+        Some(is_blocking(before) && !is_blocking(after))
+    }
+
+    /// Records one more receiver this actor is muted on. Called by the actor's own turn, under
+    /// the receiver's list lock.
+    #[inline]
+    pub(crate) fn add_mute(&self) {
+        self.0.fetch_add(MUTE_ONE, AcqRel);
+    }
+
+    /// Called by the actor's own turn after registering mutes. Returns `true` if the actor is
+    /// now parked (the turn must end and not reschedule it: an unmuter will), or `false` if every
+    /// receiver recovered in the meantime (the turn reschedules it itself).
+    pub(crate) fn try_park(&self) -> bool {
+        let mut word = self.0.load(Acquire);
+        loop {
+            if mute_count(word) == 0 {
+                return false;
+            }
+            match self
+                .0
+                .compare_exchange_weak(word, word | PARKED, AcqRel, Acquire)
+            {
+                Ok(_) => return true,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// Removes one mute (a receiver recovered).
+    pub(crate) fn unmute_one(&self) -> Unmuted {
+        let mut word = self.0.load(Acquire);
+        loop {
+            debug_assert!(mute_count(word) > 0, "unmute without a mute");
+            let mut next = word - MUTE_ONE;
+            let resume = mute_count(next) == 0 && next & PARKED != 0;
+            if resume {
+                next &= !PARKED;
+            }
+            match self.0.compare_exchange_weak(word, next, AcqRel, Acquire) {
+                Ok(_) if resume => {
+                    return Unmuted::Resume {
+                        now_unblocked: !is_blocking(next),
+                    }
+                }
+                Ok(_) => return Unmuted::Nothing,
+                Err(actual) => word = actual,
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clear_reports_the_transition_to_unblocked_only_once() {
+        let w = MuteWord::new();
+        assert!(w.set(OVERLOADED));
+        assert!(!w.set(OVERLOADED));
+        assert!(w.set(PRESSURED));
+        assert_eq!(w.clear(OVERLOADED), Some(false), "still pressured");
+        assert_eq!(w.clear(OVERLOADED), None);
+        assert_eq!(w.clear(PRESSURED), Some(true));
+        assert!(!is_blocking(w.load()));
+    }
+
+    #[test]
+    fn park_and_unmute_hand_over_exactly_once() {
+        let w = MuteWord::new();
+        assert!(!w.try_park(), "no mute, no park");
+        w.add_mute();
+        w.add_mute();
+        assert!(w.try_park());
+        assert!(is_blocking(w.load()));
+        assert_eq!(w.unmute_one(), Unmuted::Nothing);
+        assert_eq!(
+            w.unmute_one(),
+            Unmuted::Resume {
+                now_unblocked: true
+            }
+        );
+        assert_eq!(w.load(), 0);
+    }
+
+    #[test]
+    fn an_unmute_before_the_park_leaves_the_turn_to_reschedule() {
+        let w = MuteWord::new();
+        w.add_mute();
+        assert_eq!(w.unmute_one(), Unmuted::Nothing);
+        assert!(!w.try_park());
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_mute {
+    //! A sender S registers a mute on receiver R (lock + re-check) at the end of its turn and
+    //! tries to park, while R recovers concurrently and unmutes its list. Whatever the
+    //! interleaving, S is resumed exactly once: by its own turn or by R's unmute, never both and
+    //! never neither.
+    use super::*;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::{Arc, Mutex};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    struct Receiver {
+        word: MuteWord,
+        muted: Mutex<Vec<Arc<Sender>>>,
+    }
+
+    struct Sender {
+        word: MuteWord,
+        resumed: AtomicUsize,
+    }
+
+    fn unblock(r: &Receiver) {
+        if r.word.clear(OVERLOADED) == Some(true) {
+            let list = std::mem::take(&mut *r.muted.lock().unwrap());
+            for s in list {
+                if let Unmuted::Resume { .. } = s.word.unmute_one() {
+                    s.resumed.fetch_add(1, SeqCst);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_muted_sender_is_resumed_exactly_once() {
+        loom::model(|| {
+            let r = Arc::new(Receiver {
+                word: MuteWord::new(),
+                muted: Mutex::new(Vec::new()),
+            });
+            r.word.set(OVERLOADED);
+            let s = Arc::new(Sender {
+                word: MuteWord::new(),
+                resumed: AtomicUsize::new(0),
+            });
+
+            let r2 = r.clone();
+            let recover = loom::thread::spawn(move || unblock(&r2));
+
+            // S's end of turn: register under the lock if R still blocks, then try to park.
+            let registered = {
+                let mut list = r.muted.lock().unwrap();
+                if is_blocking(r.word.load()) {
+                    s.word.add_mute();
+                    list.push(s.clone());
+                    true
+                } else {
+                    false
+                }
+            };
+            if !(registered && s.word.try_park()) {
+                // Not parked: the turn reschedules S itself.
+                s.resumed.fetch_add(1, SeqCst);
+            }
+            recover.join().unwrap();
+            assert_eq!(s.resumed.load(SeqCst), 1);
+            assert_eq!(mute_count(s.word.load()), 0);
+            assert!(!is_blocking(s.word.load()));
+        });
+    }
+
+    #[test]
+    fn two_receivers_recovering_resume_the_sender_once() {
+        loom::model(|| {
+            let rs: Vec<_> = (0..2)
+                .map(|_| {
+                    let r = Arc::new(Receiver {
+                        word: MuteWord::new(),
+                        muted: Mutex::new(Vec::new()),
+                    });
+                    r.word.set(OVERLOADED);
+                    r
+                })
+                .collect();
+            let s = Arc::new(Sender {
+                word: MuteWord::new(),
+                resumed: AtomicUsize::new(0),
+            });
+            for r in &rs {
+                s.word.add_mute();
+                r.muted.lock().unwrap().push(s.clone());
+            }
+            let parked = s.word.try_park();
+            assert!(parked);
+            let threads: Vec<_> = rs
+                .iter()
+                .cloned()
+                .map(|r| loom::thread::spawn(move || unblock(&r)))
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(s.resumed.load(SeqCst), 1);
+        });
+    }
+}

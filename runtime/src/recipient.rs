@@ -1,0 +1,83 @@
+//! [`Recipient`]: an address for one message type, whatever actor is behind it.
+
+use crate::cell::{Cell, Header, Task};
+use crate::error::SendError;
+use crate::{Actor, ActorId};
+use std::fmt;
+use std::sync::Arc;
+
+/// Delivers an `M` to the cell behind a task. Built only together with that task, for the cell's
+/// concrete actor type.
+type DeliverFn<M> = fn(&Task, M) -> Result<(), M>;
+
+/// An address that accepts `M`: any actor whose message type implements `From<M>`.
+///
+/// Lets components (timers, connections, reply handles) talk to actors without naming their
+/// concrete type. Sending converts `M` with `From` and costs the same as
+/// [`ActorRef::send`](crate::ActorRef::send).
+pub struct Recipient<M> {
+    task: Task,
+    deliver: DeliverFn<M>,
+}
+
+fn deliver<A: Actor, M>(task: &Task, msg: M) -> Result<(), M>
+where
+    A::Msg: From<M>,
+{
+    // SAFETY: this function is only stored next to a task made from an `Arc<Cell<A>>` for this
+    // very `A` (see `Recipient::new`), so the data pointer is a `Cell<A>`.
+    let cell = unsafe { &*(Arc::as_ptr(task) as *const Cell<A>) };
+    if !crate::cell::Runnable::header(cell).is_open() {
+        return Err(msg);
+    }
+    // A stop racing in after the check: the message is dropped and counted by the stop.
+    let _ = cell.send(A::Msg::from(msg), || task.clone());
+    Ok(())
+}
+
+impl<M: Send + 'static> Recipient<M> {
+    pub(crate) fn new<A: Actor>(cell: Arc<Cell<A>>) -> Self
+    where
+        A::Msg: From<M>,
+    {
+        Recipient {
+            task: cell,
+            deliver: deliver::<A, M>,
+        }
+    }
+
+    /// Sends `msg`; hands it back if the actor has stopped.
+    #[inline]
+    pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
+        (self.deliver)(&self.task, msg).map_err(SendError)
+    }
+
+    /// The identity of the actor behind this address.
+    pub fn id(&self) -> ActorId {
+        self.header().id
+    }
+
+    /// Whether the actor behind it has stopped.
+    pub fn is_stopped(&self) -> bool {
+        !self.header().is_open()
+    }
+
+    fn header(&self) -> &Header {
+        self.task.header()
+    }
+}
+
+impl<M> Clone for Recipient<M> {
+    fn clone(&self) -> Self {
+        Recipient {
+            task: self.task.clone(),
+            deliver: self.deliver,
+        }
+    }
+}
+
+impl<M> fmt::Debug for Recipient<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Recipient({})", self.task.header().id)
+    }
+}

@@ -1,0 +1,354 @@
+//! [`Runtime`]: building, feeding, waiting for and shutting down a set of workers.
+
+use crate::error::BuildError;
+use crate::metrics::Metrics;
+use crate::scheduler::{Shared, Worker};
+use crate::{Actor, ActorRef};
+use crossbeam_utils::sync::Parker;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Default number of messages an actor handles per turn.
+pub const DEFAULT_BATCH: usize = 100;
+/// Default backlog at which a receiver counts as overloaded and mutes its senders.
+pub const DEFAULT_HIGH_WATERMARK: usize = 1024;
+/// Default backlog at or below which an overloaded receiver recovers and unmutes them.
+pub const DEFAULT_LOW_WATERMARK: usize = 256;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) threads: usize,
+    pub(crate) batch: usize,
+    pub(crate) thread_name: String,
+    pub(crate) backpressure: bool,
+    pub(crate) high_watermark: usize,
+    pub(crate) low_watermark: usize,
+}
+
+/// Configures a [`Runtime`]. Every setting has a documented default.
+///
+/// ```
+/// let rt = rein::Runtime::builder()
+///     .threads(2)
+///     .batch(64)
+///     .thread_name("my-app-worker")
+///     .build()
+///     .expect("valid configuration");
+/// assert!(matches!(
+///     rein::Runtime::builder().threads(0).build(),
+///     Err(rein::BuildError::ZeroThreads)
+/// ));
+/// # drop(rt);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    config: Config,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            config: Config {
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                batch: DEFAULT_BATCH,
+                thread_name: "rein-worker".into(),
+                backpressure: true,
+                high_watermark: DEFAULT_HIGH_WATERMARK,
+                low_watermark: DEFAULT_LOW_WATERMARK,
+            },
+        }
+    }
+}
+
+impl Builder {
+    /// Worker threads (default: one per available core).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.config.threads = threads;
+        self
+    }
+
+    /// Messages an actor may handle per turn before others get the core (default
+    /// [`DEFAULT_BATCH`]).
+    pub fn batch(mut self, batch: usize) -> Self {
+        self.config.batch = batch;
+        self
+    }
+
+    /// Worker thread name prefix; workers are named `{prefix}-{index}` (default `rein-worker`).
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.config.thread_name = prefix.into();
+        self
+    }
+
+    /// Whether the scheduler mutes senders to overloaded receivers (default `true`). Turn it off
+    /// only to compare: without it a fast producer grows a slow consumer's mailbox without bound.
+    pub fn backpressure(mut self, enabled: bool) -> Self {
+        self.config.backpressure = enabled;
+        self
+    }
+
+    /// Backlog watermarks (defaults [`DEFAULT_LOW_WATERMARK`], [`DEFAULT_HIGH_WATERMARK`]): a
+    /// receiver whose backlog reaches `high` is overloaded and mutes its senders; it recovers
+    /// when a turn leaves it at or below `low`.
+    pub fn watermarks(mut self, low: usize, high: usize) -> Self {
+        self.config.low_watermark = low;
+        self.config.high_watermark = high;
+        self
+    }
+
+    /// Starts the workers.
+    pub fn build(self) -> Result<Runtime, BuildError> {
+        let config = self.config;
+        if config.threads == 0 {
+            return Err(BuildError::ZeroThreads);
+        }
+        if config.batch == 0 {
+            return Err(BuildError::ZeroBatch);
+        }
+        if config.high_watermark == 0 || config.low_watermark >= config.high_watermark {
+            return Err(BuildError::Watermarks {
+                low: config.low_watermark,
+                high: config.high_watermark,
+            });
+        }
+        let locals: Vec<_> = (0..config.threads)
+            .map(|_| crossbeam_deque::Worker::new_fifo())
+            .collect();
+        let parkers: Vec<_> = (0..config.threads).map(|_| Parker::new()).collect();
+        let shared = Arc::new(Shared::new(
+            config.clone(),
+            locals.iter().map(|l| l.stealer()).collect(),
+            parkers.iter().map(|p| p.unparker().clone()).collect(),
+        ));
+        let mut runtime = Runtime {
+            shared: shared.clone(),
+            threads: Vec::with_capacity(config.threads),
+            finished: false,
+        };
+        for (index, (local, parker)) in locals.into_iter().zip(parkers).enumerate() {
+            let shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-{index}", config.thread_name))
+                .spawn(move || Worker::new(index, shared, local, parker).run());
+            match spawned {
+                Ok(handle) => runtime.threads.push(handle),
+                // Dropping `runtime` shuts down the workers already started.
+                Err(e) => return Err(BuildError::Spawn(e)),
+            }
+        }
+        Ok(runtime)
+    }
+}
+
+/// A running set of worker threads and the actors on them.
+///
+/// Feed it from any thread, then call [`wait`](Runtime::wait): it returns once every actor is
+/// quiescent (nothing scheduled, running, or muted with work, and no source keeping the runtime
+/// alive), runs every remaining actor's `stopped` hook, and reports. Dropping a runtime shuts it
+/// down at once, like [`shutdown`](Runtime::shutdown).
+///
+/// ```
+/// use rein::{Actor, Context, Runtime};
+///
+/// struct Echo;
+/// impl Actor for Echo {
+///     type Msg = String;
+///     fn handle(&mut self, _: &mut Context<Self>, msg: String) {
+///         assert_eq!(msg, "hello");
+///     }
+/// }
+///
+/// let rt = Runtime::new().unwrap();
+/// rt.spawn(Echo).send("hello".to_string()).unwrap();
+/// let report = rt.wait();
+/// assert!(report.quiescent);
+/// assert_eq!(report.metrics.messages(), 1);
+/// ```
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    finished: bool,
+}
+
+/// What a runtime did, returned when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Whether it ended because every actor was quiescent (rather than by `shutdown`).
+    pub quiescent: bool,
+    /// Messages still queued when the runtime ended, dropped with their actors.
+    pub undelivered: u64,
+    /// Worker threads that died of a panic outside any behaviour (a runtime bug; expect 0).
+    pub worker_panics: usize,
+    /// The final figures.
+    pub metrics: Metrics,
+}
+
+impl Runtime {
+    /// A builder with the defaults.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A runtime with the default configuration.
+    pub fn new() -> Result<Runtime, BuildError> {
+        Builder::default().build()
+    }
+
+    /// Spawns an actor. Its `started` hook runs on a worker before its first message.
+    pub fn spawn<A: Actor>(&self, actor: A) -> ActorRef<A> {
+        self.shared.spawn(actor, None)
+    }
+
+    /// A cloneable handle for spawning and reading metrics from anywhere.
+    pub fn handle(&self) -> RuntimeHandle {
+        RuntimeHandle::new(self.shared.clone())
+    }
+
+    /// The current figures.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.metrics()
+    }
+
+    /// Blocks until every actor is quiescent, then shuts down and reports.
+    pub fn wait(mut self) -> Report {
+        self.shared.arm();
+        self.shared.wait_until_stopped(None);
+        self.finish()
+    }
+
+    /// Like [`wait`](Runtime::wait) but gives up after `timeout`, handing the runtime back
+    /// (still armed: it will end by itself once quiescent).
+    pub fn wait_timeout(mut self, timeout: Duration) -> Result<Report, Runtime> {
+        self.shared.arm();
+        if self
+            .shared
+            .wait_until_stopped(Some(Instant::now() + timeout))
+        {
+            Ok(self.finish())
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Stops everything promptly: workers finish the turn they are in, then every actor's
+    /// `stopped` hook runs and queued messages are dropped and counted in the report.
+    pub fn shutdown(mut self) -> Report {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Report {
+        self.finished = true;
+        let quiescent = self.shared.reached_quiescence();
+        self.shared.close();
+        let worker_panics = self
+            .threads
+            .drain(..)
+            .map(JoinHandle::join)
+            .filter(Result::is_err)
+            .count();
+        // Only this thread is left: stop every actor still alive. Stopped hooks may spawn;
+        // repeat a few times to catch those too.
+        let mut undelivered = 0;
+        for _ in 0..8 {
+            self.shared.clear_injector();
+            let live = self.shared.registry.live();
+            if live.is_empty() {
+                break;
+            }
+            for task in live {
+                undelivered += task.stop_at_shutdown();
+            }
+        }
+        self.shared.clear_injector();
+        Report {
+            quiescent,
+            undelivered,
+            worker_panics,
+            metrics: self.shared.metrics(),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish();
+        }
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("threads", &self.shared.threads())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cloneable, `Send + Sync` handle on a runtime: spawn actors and read metrics from anywhere.
+/// It does not keep the runtime alive.
+#[derive(Clone)]
+pub struct RuntimeHandle {
+    shared: Arc<Shared>,
+}
+
+impl RuntimeHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        RuntimeHandle { shared }
+    }
+
+    /// Spawns an actor (from a worker, it starts on that worker unless stolen).
+    pub fn spawn<A: Actor>(&self, actor: A) -> ActorRef<A> {
+        crate::scheduler::Worker::with_current(&self.shared, |w| self.shared.spawn(actor, w))
+    }
+
+    /// The current figures.
+    pub fn metrics(&self) -> Metrics {
+        self.shared.metrics()
+    }
+
+    /// Worker threads.
+    pub fn threads(&self) -> usize {
+        self.shared.threads()
+    }
+
+    /// Whether the runtime still accepts messages (not quiescent, not shut down).
+    pub fn is_running(&self) -> bool {
+        self.shared.is_open()
+    }
+
+    /// Keeps the runtime alive (it will not end by quiescence) until the guard is dropped: for
+    /// I/O sources, timers and anything outside the runtime that will send later.
+    pub fn keep_alive(&self) -> KeepAlive {
+        self.shared.retain();
+        KeepAlive {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RuntimeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeHandle")
+            .field("threads", &self.shared.threads())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keeps a runtime from ending by quiescence while it lives. See [`RuntimeHandle::keep_alive`].
+pub struct KeepAlive {
+    shared: Arc<Shared>,
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.shared.release();
+    }
+}
+
+impl std::fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepAlive")
+    }
+}

@@ -1,0 +1,350 @@
+//! The work-stealing scheduler: what the workers share, how actors get into run queues, and how
+//! the runtime knows that it is done.
+//!
+//! # Activations
+//! An actor is *activated* when a send finds its mailbox empty (the mailbox count went from 0)
+//! or when it is spawned. The activation is a task in some run queue (or running) until a turn
+//! retires the last counted message. Muted actors keep theirs while parked. So the number of
+//! outstanding activations is exactly the number of actors that still have something to do.
+//!
+//! Rather than keep that number in one contended atomic, each worker counts the activations it
+//! starts and ends in a local integer (they may be negative: a turn on worker B can end an
+//! activation started on worker A) and publishes it before it sleeps. Outside threads count into
+//! one shared atomic; they only touch it when they wake an idle actor.
+//!
+//! # Quiescence
+//! Once the owner has called [`Runtime::wait`](crate::Runtime::wait) (the runtime is *armed*),
+//! the last worker to go to sleep sums every published count under the sleep lock. If all
+//! workers sleep, the sum is zero and nothing keeps the runtime alive, no actor has anything left
+//! to do and none can be woken except from outside: the runtime is quiescent and the workers
+//! exit. A runtime that is not armed just sleeps, so an embedding application can keep feeding
+//! it from its own threads.
+//!
+//! # Sleeping without lost wake-ups
+//! A worker registers as sleeping (SeqCst), re-checks every queue, and only then parks; a thread
+//! that pushes work fences (SeqCst) and then reads the sleeper count. One of the two always sees
+//! the other, so work is never left with every worker asleep.
+
+mod worker;
+
+pub(crate) use worker::{on_worker_thread, Worker};
+
+use crate::cell::{Cell, Runnable, Task};
+use crate::metrics::{Counters, Metrics, WorkerMetrics, WorkerStats};
+use crate::registry::Registry;
+use crate::runtime::Config;
+use crate::{Actor, ActorId, ActorRef};
+use crossbeam_deque::{Injector, Steal, Stealer};
+use crossbeam_utils::sync::Unparker;
+use crossbeam_utils::CachePadded;
+use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::Ordering::{AcqRel, Relaxed, SeqCst};
+use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+const RUNNING: u8 = 0;
+const QUIESCENT: u8 = 1;
+const CLOSED: u8 = 2;
+
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    injector: Injector<Task>,
+    stealers: Box<[Stealer<Task>]>,
+    unparkers: Box<[Unparker]>,
+    /// Per worker: set by a waker that took the worker off the sleeper list.
+    notified: Box<[CachePadded<AtomicBool>]>,
+    sleepers: Mutex<Vec<usize>>,
+    num_sleeping: AtomicUsize,
+    /// Activations started minus ended by threads that are not workers of this runtime.
+    external_activations: CachePadded<AtomicI64>,
+    /// Registered sources (I/O, timers) that keep the runtime alive.
+    keepalive: AtomicUsize,
+    armed: AtomicBool,
+    state: AtomicU8,
+    done_lock: Mutex<()>,
+    done: Condvar,
+    pub(crate) registry: Registry,
+    pub(crate) counters: Counters,
+    pub(crate) stats: Box<[CachePadded<WorkerStats>]>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        config: Config,
+        stealers: Vec<Stealer<Task>>,
+        unparkers: Vec<Unparker>,
+    ) -> Self {
+        let n = config.threads;
+        Shared {
+            injector: Injector::new(),
+            stealers: stealers.into(),
+            unparkers: unparkers.into(),
+            notified: (0..n).map(|_| CachePadded::default()).collect(),
+            sleepers: Mutex::new(Vec::with_capacity(n)),
+            num_sleeping: AtomicUsize::new(0),
+            external_activations: CachePadded::default(),
+            keepalive: AtomicUsize::new(0),
+            armed: AtomicBool::new(false),
+            state: AtomicU8::new(RUNNING),
+            done_lock: Mutex::new(()),
+            done: Condvar::new(),
+            registry: Registry::new(n + 1),
+            counters: Counters::new(),
+            stats: (0..n).map(|_| CachePadded::default()).collect(),
+            next_id: AtomicU64::new(1),
+            config,
+        }
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.config.threads
+    }
+
+    /// Whether sends are still accepted: false once quiescent or shut down.
+    #[inline]
+    pub(crate) fn is_open(&self) -> bool {
+        self.state.load(Relaxed) == RUNNING
+    }
+
+    pub(crate) fn spawn<A: Actor>(
+        self: &Arc<Self>,
+        actor: A,
+        worker: Option<&Worker>,
+    ) -> ActorRef<A> {
+        let id = ActorId(self.next_id.fetch_add(1, Relaxed));
+        let shard = worker.map_or(self.threads(), |w| w.index());
+        let cell = Arc::new_cyclic(|weak: &Weak<Cell<A>>| {
+            let entry: Weak<dyn Runnable> = weak.clone();
+            let slot = self.registry.insert(shard, entry);
+            Cell::new(actor, Cell::<A>::new_header(self.clone(), id, slot))
+        });
+        self.counters.spawned.inc();
+        // A new actor starts with one activation (its `started` hook). It goes to the stealable
+        // queue rather than the next-slot, so a burst of spawns spreads over the workers.
+        match worker {
+            Some(w) => {
+                w.activation_started();
+                w.push_back(cell.clone());
+            }
+            None => self.push_external(cell.clone()),
+        }
+        ActorRef::from_cell(cell)
+    }
+
+    /// Schedules an actor whose mailbox count just left zero.
+    #[inline]
+    pub(crate) fn schedule_activation(&self, task: Task, worker: Option<&Worker>) {
+        match worker {
+            Some(w) => {
+                w.activation_started();
+                w.push_next(task);
+            }
+            None => self.push_external(task),
+        }
+    }
+
+    fn push_external(&self, task: Task) {
+        self.external_activations.fetch_add(1, SeqCst);
+        self.injector.push(task);
+        self.notify_one();
+    }
+
+    /// Puts an actor that already holds its activation back in a run queue.
+    pub(crate) fn requeue(&self, task: Task, worker: Option<&Worker>) {
+        match worker {
+            Some(w) => w.push_back(task),
+            None => {
+                self.injector.push(task);
+                self.notify_one();
+            }
+        }
+    }
+
+    /// Wakes one sleeping worker, if any, after work was pushed where it could be stolen.
+    pub(crate) fn notify_one(&self) {
+        fence(SeqCst);
+        if self.num_sleeping.load(SeqCst) == 0 {
+            return;
+        }
+        let mut sleepers = self.sleepers.lock();
+        if let Some(index) = sleepers.pop() {
+            self.num_sleeping.fetch_sub(1, SeqCst);
+            self.notified[index].store(true, SeqCst);
+            drop(sleepers);
+            self.unparkers[index].unpark();
+        }
+    }
+
+    fn wake_all(&self) {
+        for u in self.unparkers.iter() {
+            u.unpark();
+        }
+    }
+
+    fn steal_from_injector(&self, local: &crossbeam_deque::Worker<Task>) -> Option<Task> {
+        loop {
+            match self.injector.steal_batch_and_pop(local) {
+                Steal::Success(t) => return Some(t),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    fn has_stealable_work(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    /// Called by a worker that found nothing to do. Returns `false` when the worker must exit.
+    fn sleep(&self, worker: &Worker) -> bool {
+        let index = worker.index();
+        worker.publish();
+        {
+            let mut sleepers = self.sleepers.lock();
+            sleepers.push(index);
+            self.num_sleeping.fetch_add(1, SeqCst);
+        }
+        fence(SeqCst);
+        if self.has_stealable_work() {
+            self.cancel_sleep(index);
+            return true;
+        }
+        self.try_quiesce();
+        self.stats[index].parks.fetch_add(1, Relaxed);
+        loop {
+            if self.state.load(SeqCst) != RUNNING {
+                return false;
+            }
+            if self.notified[index].swap(false, AcqRel) {
+                return true;
+            }
+            worker.park();
+        }
+    }
+
+    fn cancel_sleep(&self, index: usize) {
+        let mut sleepers = self.sleepers.lock();
+        if let Some(pos) = sleepers.iter().position(|&i| i == index) {
+            sleepers.swap_remove(pos);
+            self.num_sleeping.fetch_sub(1, SeqCst);
+        } else {
+            // A waker took us off the list already; we are awake anyway.
+            self.notified[index].store(false, SeqCst);
+        }
+    }
+
+    /// Declares quiescence if the runtime is armed, every worker sleeps, no activation is
+    /// outstanding and nothing keeps the runtime alive.
+    pub(crate) fn try_quiesce(&self) {
+        if !self.armed.load(SeqCst) || self.keepalive.load(SeqCst) != 0 {
+            return;
+        }
+        let sleepers = self.sleepers.lock();
+        if sleepers.len() != self.threads() || self.state.load(SeqCst) != RUNNING {
+            return;
+        }
+        let outstanding: i64 = self
+            .stats
+            .iter()
+            .map(|s| s.activations.load(SeqCst))
+            .sum::<i64>()
+            + self.external_activations.load(SeqCst);
+        if outstanding != 0 || self.keepalive.load(SeqCst) != 0 {
+            return;
+        }
+        self.state.store(QUIESCENT, SeqCst);
+        drop(sleepers);
+        self.finish_waiters();
+    }
+
+    fn finish_waiters(&self) {
+        self.wake_all();
+        let _guard = self.done_lock.lock();
+        self.done.notify_all();
+    }
+
+    pub(crate) fn arm(&self) {
+        self.armed.store(true, SeqCst);
+        self.try_quiesce();
+    }
+
+    /// Blocks until the runtime is no longer running, or the deadline passes.
+    pub(crate) fn wait_until_stopped(&self, deadline: Option<Instant>) -> bool {
+        let mut guard = self.done_lock.lock();
+        while self.state.load(SeqCst) == RUNNING {
+            match deadline {
+                Some(d) => {
+                    if self.done.wait_until(&mut guard, d).timed_out() {
+                        return self.state.load(SeqCst) != RUNNING;
+                    }
+                }
+                None => self.done.wait(&mut guard),
+            }
+        }
+        true
+    }
+
+    pub(crate) fn reached_quiescence(&self) -> bool {
+        self.state.load(SeqCst) == QUIESCENT
+    }
+
+    /// Stops the workers (whatever they were doing) and refuses further sends.
+    pub(crate) fn close(&self) {
+        let _ = self.state.compare_exchange(RUNNING, CLOSED, SeqCst, SeqCst);
+        self.finish_waiters();
+    }
+
+    /// Drops every task still queued in the injector. Only after the workers have exited.
+    pub(crate) fn clear_injector(&self) {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(task) => drop(task),
+                Steal::Retry => continue,
+                Steal::Empty => return,
+            }
+        }
+    }
+
+    /// A source (I/O registration, timer) that keeps the runtime alive until released.
+    pub(crate) fn retain(&self) {
+        self.keepalive.fetch_add(1, SeqCst);
+    }
+
+    pub(crate) fn release(&self) {
+        if self.keepalive.fetch_sub(1, SeqCst) == 1 {
+            self.try_quiesce();
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> Metrics {
+        let c = &self.counters;
+        let spawned = c.spawned.get();
+        Metrics {
+            workers: self
+                .stats
+                .iter()
+                .map(|s| WorkerMetrics {
+                    messages: s.messages.load(Relaxed),
+                    turns: s.turns.load(Relaxed),
+                    steals: s.steals.load(Relaxed),
+                    parks: s.parks.load(Relaxed),
+                })
+                .collect(),
+            spawned,
+            live_actors: spawned.saturating_sub(c.stopped.get() + c.collected.get()),
+            scheduled_actors: self
+                .stats
+                .iter()
+                .map(|s| s.activations.load(Relaxed))
+                .sum::<i64>()
+                + self.external_activations.load(Relaxed),
+            dropped_messages: c.dropped.get(),
+            panics: c.panics.get(),
+            mutes: c.mutes.get(),
+            unmutes: c.unmutes.get(),
+            overloads: c.overloads.get(),
+        }
+    }
+}

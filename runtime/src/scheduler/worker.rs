@@ -1,0 +1,252 @@
+//! One worker thread: its run queues, its slice of the activation count, and the turn-local
+//! bookkeeping for muting.
+//!
+//! Each worker owns a FIFO crossbeam deque that others steal from, plus a one-task *next slot*
+//! that they cannot steal: an actor woken by a send from this worker goes there, so a
+//! request/response pair keeps bouncing on one core with hot caches instead of waking another
+//! worker on every message (tokio's LIFO slot does the same). The next slot yields to the queue
+//! after a few consecutive uses whenever other actors are waiting, so it cannot starve them.
+
+use super::Shared;
+use crate::cell::{Header, Task};
+use crossbeam_deque::Steal;
+use crossbeam_utils::sync::Parker;
+use std::cell::{Cell, RefCell};
+use std::ptr;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+
+/// Consecutive next-slot runs allowed while other actors wait in the queue.
+const NEXT_SLOT_STREAK: u32 = 3;
+/// Check the injector first every this many picks, so outside work is never starved.
+const INJECTOR_INTERVAL: u32 = 61;
+
+thread_local! {
+    static CURRENT: Cell<*const Worker> = const { Cell::new(ptr::null()) };
+}
+
+/// Whether the calling thread is a worker of some rein runtime.
+pub(crate) fn on_worker_thread() -> bool {
+    CURRENT.with(|c| !c.get().is_null())
+}
+
+pub(crate) struct Worker {
+    index: usize,
+    shared: Arc<Shared>,
+    local: crossbeam_deque::Worker<Task>,
+    parker: Parker,
+    next: Cell<Option<Task>>,
+    next_streak: Cell<u32>,
+    tick: Cell<u32>,
+    rng: Cell<u32>,
+    activations: Cell<i64>,
+    messages: Cell<u64>,
+    turns: Cell<u64>,
+    steals: Cell<u64>,
+    /// The header of the actor whose turn runs now (null between turns).
+    current: Cell<*const Header>,
+    /// Receivers that blocked when the current behaviour sent to them.
+    blocking: RefCell<Vec<Task>>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        index: usize,
+        shared: Arc<Shared>,
+        local: crossbeam_deque::Worker<Task>,
+        parker: Parker,
+    ) -> Self {
+        Worker {
+            index,
+            shared,
+            local,
+            parker,
+            next: Cell::new(None),
+            next_streak: Cell::new(0),
+            tick: Cell::new(0),
+            rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
+            activations: Cell::new(0),
+            messages: Cell::new(0),
+            turns: Cell::new(0),
+            steals: Cell::new(0),
+            current: Cell::new(ptr::null()),
+            blocking: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Runs `f` with this thread's worker if it belongs to `shared`'s runtime. A worker of one
+    /// runtime sending to an actor of another goes through that runtime's injector.
+    #[inline]
+    pub(crate) fn with_current<R>(shared: &Shared, f: impl FnOnce(Option<&Worker>) -> R) -> R {
+        let worker = CURRENT.with(|c| c.get());
+        // SAFETY: `CURRENT` is set only while `run` borrows the worker on this very thread, and
+        // cleared before that borrow ends.
+        let worker = unsafe { worker.as_ref() };
+        f(worker.filter(|w| ptr::eq(Arc::as_ptr(&w.shared), shared)))
+    }
+
+    /// The worker loop: run actors until the runtime stops.
+    pub(crate) fn run(&self) {
+        CURRENT.with(|c| c.set(self));
+        // A relaxed load per turn: shutdown waits at most for the turn in progress.
+        while self.shared.is_open() {
+            if let Some(task) = self.find_task() {
+                task.run_turn(self);
+                continue;
+            }
+            if !self.shared.sleep(self) {
+                break;
+            }
+        }
+        self.publish();
+        // Drop what is left (its actors are stopped by the shutdown that follows).
+        drop(self.next.take());
+        while self.local.pop().is_some() {}
+        CURRENT.with(|c| c.set(ptr::null()));
+    }
+
+    fn find_task(&self) -> Option<Task> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % INJECTOR_INTERVAL == 0 {
+            if let Some(task) = self.shared.steal_from_injector(&self.local) {
+                return Some(task);
+            }
+        }
+        if let Some(task) = self.next.take() {
+            let streak = self.next_streak.get();
+            if streak < NEXT_SLOT_STREAK || self.local.is_empty() {
+                self.next_streak.set(streak + 1);
+                return Some(task);
+            }
+            // Others are waiting: queue it behind them.
+            self.local.push(task);
+        }
+        self.next_streak.set(0);
+        self.local
+            .pop()
+            .or_else(|| self.shared.steal_from_injector(&self.local))
+            .or_else(|| self.steal())
+    }
+
+    fn steal(&self) -> Option<Task> {
+        let stealers = &self.shared.stealers;
+        let n = stealers.len();
+        if n <= 1 {
+            return None;
+        }
+        // xorshift: a cheap random starting victim spreads thieves out.
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng.set(x);
+        let start = x as usize % n;
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == self.index {
+                continue;
+            }
+            loop {
+                match stealers[victim].steal_batch_and_pop(&self.local) {
+                    Steal::Success(task) => {
+                        self.steals.set(self.steals.get() + 1);
+                        return Some(task);
+                    }
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        None
+    }
+
+    /// Queues an actor woken by a send from this worker into the next slot.
+    #[inline]
+    pub(crate) fn push_next(&self, task: Task) {
+        if let Some(previous) = self.next.replace(Some(task)) {
+            self.push_back(previous);
+        }
+    }
+
+    /// Queues an actor at the back of this worker's stealable queue.
+    #[inline]
+    pub(crate) fn push_back(&self, task: Task) {
+        self.local.push(task);
+        self.shared.notify_one();
+    }
+
+    #[inline]
+    pub(crate) fn activation_started(&self) {
+        self.activations.set(self.activations.get() + 1);
+    }
+
+    #[inline]
+    pub(crate) fn activation_ended(&self) {
+        self.activations.set(self.activations.get() - 1);
+    }
+
+    pub(crate) fn begin_turn(&self, header: &Header) {
+        self.current.set(header);
+    }
+
+    pub(crate) fn end_turn(&self) {
+        self.current.set(ptr::null());
+        self.blocking.borrow_mut().clear();
+    }
+
+    /// Publishes this turn's figures: relaxed stores of counters only this worker writes.
+    pub(crate) fn count_turn(&self, handled: usize) {
+        self.messages.set(self.messages.get() + handled as u64);
+        self.turns.set(self.turns.get() + 1);
+        let stats = &self.shared.stats[self.index];
+        stats.messages.store(self.messages.get(), Relaxed);
+        stats.turns.store(self.turns.get(), Relaxed);
+        stats.activations.store(self.activations.get(), Relaxed);
+    }
+
+    /// Publishes everything before sleeping, for the quiescence check.
+    pub(crate) fn publish(&self) {
+        let stats = &self.shared.stats[self.index];
+        stats.messages.store(self.messages.get(), Relaxed);
+        stats.turns.store(self.turns.get(), Relaxed);
+        stats.steals.store(self.steals.get(), Relaxed);
+        stats.activations.store(self.activations.get(), SeqCst);
+    }
+
+    pub(crate) fn park(&self) {
+        self.parker.park();
+    }
+
+    /// Notes that the running behaviour sent to a receiver that blocks (overloaded, under
+    /// pressure or muted). Sends to self never count.
+    #[inline]
+    pub(crate) fn note_blocking_receiver(&self, receiver: &Header, as_task: &dyn Fn() -> Task) {
+        let current = self.current.get();
+        // Outside a behaviour (e.g. a `stopped` hook) there is no sender to mute.
+        if current.is_null() || ptr::eq(current, receiver) {
+            return;
+        }
+        let mut blocking = self.blocking.borrow_mut();
+        if !blocking.iter().any(|t| ptr::eq(t.header(), receiver)) {
+            blocking.push(as_task());
+        }
+    }
+
+    #[inline]
+    pub(crate) fn has_blocking_receivers(&self) -> bool {
+        !self.blocking.borrow().is_empty()
+    }
+
+    pub(crate) fn take_blocking_receivers(&self) -> Vec<Task> {
+        std::mem::take(&mut *self.blocking.borrow_mut())
+    }
+}

@@ -1,0 +1,32 @@
+//! The few synchronisation primitives that the loom models replace.
+//!
+//! The mailbox and the mute state word are model-checked with loom: under `cfg(loom)` they are
+//! built on loom's atomics and cells so that loom can explore every interleaving. Everything else
+//! in the runtime uses std directly. Only the lock-free pieces whose correctness hinges on memory
+//! orderings go through this module.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// A std `UnsafeCell` with loom's closure-based access API, so the same code compiles under both.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    #[inline(always)]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
