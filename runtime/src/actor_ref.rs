@@ -1,7 +1,7 @@
 //! [`ActorRef`]: the typed address of an actor.
 
 use crate::cell::{Cell, Header, Runnable, Task};
-use crate::error::{AskError, SendError};
+use crate::error::{AskError, SendError, TrySendError};
 use crate::reply::{OneShot, ReplyTo};
 use crate::{Actor, ActorId, Recipient};
 use std::fmt;
@@ -69,6 +69,62 @@ impl<A: Actor> ActorRef<A> {
         self.send(request(ReplyTo::waiter(shot.clone())))
             .map_err(|_| AskError::Stopped)?;
         shot.wait(timeout)
+    }
+
+    /// Whether a send now would land on a receiver that mutes its senders: overloaded (backlog
+    /// at the high watermark), under pressure, or itself muted.
+    pub fn is_pressured(&self) -> bool {
+        let header = self.header();
+        crate::mute::is_blocking(header.word.load())
+            || (header.shared.config.backpressure
+                && self.cell.backlog() >= header.shared.config.high_watermark)
+    }
+
+    /// A pressure-aware send for threads outside the runtime, which cannot be muted: fails fast
+    /// with the message returned while the receiver [is pressured](ActorRef::is_pressured).
+    pub fn try_send(&self, msg: A::Msg) -> Result<(), TrySendError<A::Msg>> {
+        if self.is_stopped() {
+            return Err(TrySendError::Stopped(msg));
+        }
+        if self.is_pressured() {
+            return Err(TrySendError::Pressured(msg));
+        }
+        self.send(msg).map_err(|e| TrySendError::Stopped(e.0))
+    }
+
+    /// A pressure-aware send for threads outside the runtime: waits (sleeping, with backoff up
+    /// to 1 ms) while the receiver is pressured, up to `timeout`, then gives the message back.
+    ///
+    /// ```
+    /// # use rein::{Actor, Context};
+    /// # struct Sink;
+    /// # impl Actor for Sink { type Msg = u64; fn handle(&mut self, _: &mut Context<Self>, _: u64) {} }
+    /// let rt = rein::Runtime::new().unwrap();
+    /// let sink = rt.spawn(Sink);
+    /// for i in 0..10_000 {
+    ///     // Never lets the backlog run far past the high watermark.
+    ///     sink.send_timeout(i, std::time::Duration::from_secs(10)).unwrap();
+    /// }
+    /// rt.wait();
+    /// ```
+    pub fn send_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<(), TrySendError<A::Msg>> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut pause = Duration::from_micros(20);
+        let mut msg = msg;
+        loop {
+            match self.try_send(msg) {
+                Err(TrySendError::Pressured(m)) => {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        return Err(TrySendError::Pressured(m));
+                    }
+                    msg = m;
+                    std::thread::sleep(pause.min(deadline - now));
+                    pause = (pause * 2).min(Duration::from_millis(1));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A type-erased address for any message type this actor's message can be built from.

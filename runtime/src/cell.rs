@@ -52,6 +52,8 @@ struct Extras {
     monitors: Vec<MonitorFn>,
     /// Set when the actor has stopped; a monitor added later is told at once.
     down: Option<ActorDown>,
+    /// Senders this actor never mutes (see `rein_backpressure::Backpressure::exempt`).
+    exempt: Vec<ActorId>,
 }
 
 impl Header {
@@ -95,7 +97,7 @@ impl Header {
     /// did. See [`crate::mute`] for why the re-check under the lock makes this race-free.
     pub(crate) fn register_muted(&self, sender: &Task) -> bool {
         self.with_extras(|extras| {
-            if mute::is_blocking(self.word.load()) {
+            if mute::is_blocking(self.word.load()) && !extras.exempt.contains(&sender.header().id) {
                 sender.header().word.add_mute();
                 extras.muted_senders.push(sender.clone());
                 true
@@ -106,16 +108,55 @@ impl Header {
     }
 
     /// Clears `flag`; if that leaves the actor no longer blocking, unmutes its senders.
-    pub(crate) fn clear_blocking_flag(&self, flag: u64, worker: Option<&Worker>) {
-        if self.word.clear(flag) == Some(true) {
-            self.unmute_senders(worker);
+    /// Returns whether this call cleared the flag.
+    pub(crate) fn clear_blocking_flag(&self, flag: u64, worker: Option<&Worker>) -> bool {
+        match self.word.clear(flag) {
+            Some(now_unblocked) => {
+                if now_unblocked {
+                    self.unmute_senders(worker);
+                }
+                true
+            }
+            None => false,
         }
+    }
+
+    /// The actors muted on this one, for diagnostics.
+    pub(crate) fn muted_sender_ids(&self) -> Vec<ActorId> {
+        self.with_extras(|e| e.muted_senders.iter().map(|t| t.header().id).collect())
     }
 
     /// Unmutes every sender muted on this actor, cascading to actors muted on those that resume.
     /// Costs O(senders unmuted): no broadcast to other workers.
     pub(crate) fn unmute_senders(&self, worker: Option<&Worker>) {
-        let mut work: Vec<Task> = self.with_extras(|e| std::mem::take(&mut e.muted_senders));
+        let work: Vec<Task> = self.with_extras(|e| std::mem::take(&mut e.muted_senders));
+        self.unmute(work, worker);
+    }
+
+    /// Unmutes the senders muted on this actor that `pick` selects, leaving the others muted.
+    /// For the deadlock escape: exempted senders.
+    pub(crate) fn unmute_some(&self, pick: impl Fn(&Task) -> bool, worker: Option<&Worker>) {
+        let work: Vec<Task> = self.with_extras(|e| {
+            let (picked, kept) = std::mem::take(&mut e.muted_senders)
+                .into_iter()
+                .partition(|t| pick(t));
+            e.muted_senders = kept;
+            picked
+        });
+        self.unmute(work, worker);
+    }
+
+    /// Never mute `sender` on this actor again, and unmute it now if it is.
+    pub(crate) fn exempt(&self, sender: ActorId, worker: Option<&Worker>) {
+        self.with_extras(|e| {
+            if !e.exempt.contains(&sender) {
+                e.exempt.push(sender);
+            }
+        });
+        self.unmute_some(|t| t.header().id == sender, worker);
+    }
+
+    fn unmute(&self, mut work: Vec<Task>, worker: Option<&Worker>) {
         while let Some(sender) = work.pop() {
             self.shared.counters.unmutes.inc();
             if let Unmuted::Resume { now_unblocked } = sender.header().word.unmute_one() {
@@ -126,6 +167,7 @@ impl Header {
                     work.extend(more);
                 }
                 // A parked actor kept its activation: requeue it without counting a new one.
+                self.shared.counters.resumes.inc();
                 self.shared.requeue(sender, worker);
             }
         }
@@ -272,9 +314,17 @@ impl<A: Actor> Cell<A> {
         }
         let dropped = self.drain();
         shared.counters.dropped.add(dropped as u64);
-        // A stopped actor blocks nobody: whoever was muted on it resumes.
+        // A stopped actor blocks nobody: whoever was muted on it resumes. Only the actor's own
+        // turn clears these flags, so `word` tells which ones this clears.
+        let word = self.header.word.load();
         self.header
             .clear_blocking_flag(mute::OVERLOADED | mute::PRESSURED, worker);
+        if word & mute::OVERLOADED != 0 {
+            shared.counters.recoveries.inc();
+        }
+        if word & mute::PRESSURED != 0 {
+            shared.counters.pressure_released.inc();
+        }
         self.header.announce_down(reason);
         shared.counters.stopped.inc();
         dropped
@@ -357,8 +407,10 @@ impl<A: Actor> Runnable for Cell<A> {
                 // SAFETY: we hold the activation and retire only what we handled.
                 let left = unsafe { self.mailbox.retire(retire) };
                 debug_assert!(left > 0);
+                shared.counters.parks.inc();
                 if !self.header.word.try_park() {
                     // Every receiver recovered meanwhile: carry on.
+                    shared.counters.resumes.inc();
                     shared.requeue(self, Some(worker));
                 }
                 return;
@@ -374,9 +426,13 @@ impl<A: Actor> Runnable for Cell<A> {
         // SAFETY: we hold the activation and retire what we handled, dropped or held.
         let left = unsafe { self.mailbox.retire(retire) };
         let word = self.header.word.load();
-        if word & mute::OVERLOADED != 0 && left <= shared.config.low_watermark {
-            self.header
-                .clear_blocking_flag(mute::OVERLOADED, Some(worker));
+        if word & mute::OVERLOADED != 0
+            && left <= shared.config.low_watermark
+            && self
+                .header
+                .clear_blocking_flag(mute::OVERLOADED, Some(worker))
+        {
+            shared.counters.recoveries.inc();
         }
         if left == 0 {
             worker.activation_ended();

@@ -3,8 +3,15 @@
 use crate::cell::Cell;
 use crate::monitor::ActorDown;
 use crate::scheduler::Worker;
+use crate::Timer;
 use crate::{Actor, ActorId, ActorRef, RuntimeHandle};
 use std::sync::Arc;
+use std::time::Duration;
+
+fn once<M: Send + 'static>(msg: M) -> impl FnMut() -> Option<M> + Send + 'static {
+    let mut msg = Some(msg);
+    move || msg.take()
+}
 
 /// Handed to every behaviour: the actor's own reference, spawning, stopping and monitoring.
 pub struct Context<'a, A: Actor> {
@@ -65,6 +72,54 @@ impl<'a, A: Actor> Context<'a, A> {
                 // If the watcher has stopped too there is nobody left to tell.
                 let _ = me.send(A::Msg::from(down.clone()));
             }));
+    }
+
+    /// Delivers `msg` to this actor after `delay`. The timer does not keep the runtime alive:
+    /// if everything else is done, the runtime ends without waiting for it (see
+    /// [`after_keeping_alive`](Context::after_keeping_alive)).
+    pub fn after(&self, delay: Duration, msg: A::Msg) -> Timer {
+        self.timer(delay, None, false, once(msg))
+    }
+
+    /// Like [`after`](Context::after), but the runtime does not end before the timer fires or is
+    /// cancelled.
+    pub fn after_keeping_alive(&self, delay: Duration, msg: A::Msg) -> Timer {
+        self.timer(delay, None, true, once(msg))
+    }
+
+    /// Delivers a clone of `msg` every `period` until cancelled or this actor stops. It does not
+    /// keep the runtime alive.
+    pub fn every(&self, period: Duration, msg: A::Msg) -> Timer
+    where
+        A::Msg: Clone,
+    {
+        self.timer(period, Some(period), false, move || Some(msg.clone()))
+    }
+
+    /// Like [`every`](Context::every), but the runtime does not end while the timer runs.
+    pub fn every_keeping_alive(&self, period: Duration, msg: A::Msg) -> Timer
+    where
+        A::Msg: Clone,
+    {
+        self.timer(period, Some(period), true, move || Some(msg.clone()))
+    }
+
+    fn timer(
+        &self,
+        delay: Duration,
+        period: Option<Duration>,
+        keep_alive: bool,
+        mut make: impl FnMut() -> Option<A::Msg> + Send + 'static,
+    ) -> Timer {
+        let shared = &crate::cell::Runnable::header(&**self.cell).shared;
+        let target = self.myself();
+        let fire = Box::new(move || match make() {
+            Some(msg) => target.send(msg).is_ok(),
+            None => false,
+        });
+        shared
+            .timers
+            .add(delay, period, keep_alive.then_some(shared), fire)
     }
 
     /// This actor's backlog: messages queued for it and not yet handled (including the one

@@ -97,3 +97,56 @@ impl std::error::Error for BuildError {
         }
     }
 }
+
+/// A pressure-aware send from outside the runtime that did not go through. The message is
+/// returned.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySendError<M> {
+    /// The receiver is overloaded, under pressure or muted (and stayed so until the timeout).
+    Pressured(M),
+    /// The receiver has stopped, or its runtime has ended.
+    Stopped(M),
+}
+
+impl<M> TrySendError<M> {
+    /// Takes the undelivered message back.
+    pub fn into_inner(self) -> M {
+        match self {
+            TrySendError::Pressured(m) | TrySendError::Stopped(m) => m,
+        }
+    }
+}
+
+impl<M> fmt::Debug for TrySendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Pressured(_) => "Pressured(..)",
+            TrySendError::Stopped(_) => "Stopped(..)",
+        })
+    }
+}
+
+impl<M> fmt::Display for TrySendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Pressured(_) => {
+                "the receiver is overloaded or under pressure; the message is returned"
+            }
+            TrySendError::Stopped(_) => "the actor has stopped; the message is returned",
+        })
+    }
+}
+
+impl<M> std::error::Error for TrySendError<M> {}
+
+/// A call that acts on "the actor whose behaviour is running" was made outside any behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutsideBehaviour;
+
+impl fmt::Display for OutsideBehaviour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("this call must be made from inside an actor's behaviour")
+    }
+}
+
+impl std::error::Error for OutsideBehaviour {}

@@ -35,6 +35,7 @@
 
 mod actor;
 mod actor_ref;
+mod auth;
 mod cell;
 mod context;
 mod error;
@@ -43,17 +44,22 @@ mod mailbox;
 mod metrics;
 mod monitor;
 mod mute;
+#[doc(hidden)]
+pub mod pressure;
 mod recipient;
 mod registry;
 mod reply;
 mod runtime;
 mod scheduler;
+mod snapshot;
 mod sync;
+mod timer;
 
 pub use actor::Actor;
 pub use actor_ref::ActorRef;
+pub use auth::AmbientAuth;
 pub use context::Context;
-pub use error::{AskError, BuildError, SendError};
+pub use error::{AskError, BuildError, OutsideBehaviour, SendError, TrySendError};
 pub use id::ActorId;
 pub use metrics::{Metrics, WorkerMetrics};
 pub use monitor::{ActorDown, DownReason};
@@ -63,3 +69,5 @@ pub use runtime::{
     Builder, KeepAlive, Report, Runtime, RuntimeHandle, DEFAULT_BATCH, DEFAULT_HIGH_WATERMARK,
     DEFAULT_LOW_WATERMARK,
 };
+pub use snapshot::{MuteEdge, MuteSnapshot};
+pub use timer::Timer;

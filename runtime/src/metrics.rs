@@ -64,6 +64,11 @@ pub(crate) struct Counters {
     pub(crate) mutes: Counter,
     pub(crate) unmutes: Counter,
     pub(crate) overloads: Counter,
+    pub(crate) recoveries: Counter,
+    pub(crate) parks: Counter,
+    pub(crate) resumes: Counter,
+    pub(crate) pressure_applied: Counter,
+    pub(crate) pressure_released: Counter,
 }
 
 impl Counters {
@@ -77,6 +82,11 @@ impl Counters {
             mutes: Counter::new(),
             unmutes: Counter::new(),
             overloads: Counter::new(),
+            recoveries: Counter::new(),
+            parks: Counter::new(),
+            resumes: Counter::new(),
+            pressure_applied: Counter::new(),
+            pressure_released: Counter::new(),
         }
     }
 }
@@ -126,6 +136,12 @@ pub struct Metrics {
     pub unmutes: u64,
     /// Times a receiver crossed its high watermark.
     pub overloads: u64,
+    /// Actors muted (parked) right now.
+    pub muted_actors: u64,
+    /// Actors whose backlog is above the high watermark and has not yet fallen to the low one.
+    pub overloaded_actors: u64,
+    /// Actors that applied backpressure and have not released it.
+    pub pressured_actors: u64,
 }
 
 impl Metrics {

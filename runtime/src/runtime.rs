@@ -1,8 +1,10 @@
 //! [`Runtime`]: building, feeding, waiting for and shutting down a set of workers.
 
+use crate::auth::AmbientAuth;
 use crate::error::BuildError;
 use crate::metrics::Metrics;
 use crate::scheduler::{Shared, Worker};
+use crate::timer::Wheel;
 use crate::{Actor, ActorRef};
 use crossbeam_utils::sync::Parker;
 use std::sync::Arc;
@@ -97,6 +99,12 @@ impl Builder {
         self
     }
 
+    /// Starts the workers and mints the root authority, for the program's entry point: the
+    /// only way to obtain an [`AmbientAuth`].
+    pub fn build_with_auth(self) -> Result<(Runtime, AmbientAuth), BuildError> {
+        Ok((self.build()?, AmbientAuth::mint()))
+    }
+
     /// Starts the workers.
     pub fn build(self) -> Result<Runtime, BuildError> {
         let config = self.config;
@@ -116,10 +124,13 @@ impl Builder {
             .map(|_| crossbeam_deque::Worker::new_fifo())
             .collect();
         let parkers: Vec<_> = (0..config.threads).map(|_| Parker::new()).collect();
+        let timers =
+            Wheel::start(format!("{}-timer", config.thread_name)).map_err(BuildError::Spawn)?;
         let shared = Arc::new(Shared::new(
             config.clone(),
             locals.iter().map(|l| l.stealer()).collect(),
             parkers.iter().map(|p| p.unparker().clone()).collect(),
+            timers,
         ));
         let mut runtime = Runtime {
             shared: shared.clone(),
@@ -208,6 +219,11 @@ impl Runtime {
     /// The current figures.
     pub fn metrics(&self) -> Metrics {
         self.shared.metrics()
+    }
+
+    /// Who is muted on whom right now (see [`RuntimeHandle::mute_snapshot`]).
+    pub fn mute_snapshot(&self) -> crate::MuteSnapshot {
+        self.shared.mute_snapshot()
     }
 
     /// Blocks until every actor is quiescent, then shuts down and reports.
@@ -311,6 +327,11 @@ impl RuntimeHandle {
     /// Worker threads.
     pub fn threads(&self) -> usize {
         self.shared.threads()
+    }
+
+    /// Who is muted on whom right now, plus overloaded, pressured and muted actors.
+    pub fn mute_snapshot(&self) -> crate::MuteSnapshot {
+        self.shared.mute_snapshot()
     }
 
     /// Whether the runtime still accepts messages (not quiescent, not shut down).

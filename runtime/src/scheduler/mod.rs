@@ -33,6 +33,7 @@ use crate::cell::{Cell, Runnable, Task};
 use crate::metrics::{Counters, Metrics, WorkerMetrics, WorkerStats};
 use crate::registry::Registry;
 use crate::runtime::Config;
+use crate::timer::Wheel;
 use crate::{Actor, ActorId, ActorRef};
 use crossbeam_deque::{Injector, Steal, Stealer};
 use crossbeam_utils::sync::Unparker;
@@ -68,6 +69,7 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) stats: Box<[CachePadded<WorkerStats>]>,
     next_id: AtomicU64,
+    pub(crate) timers: Arc<Wheel>,
 }
 
 impl Shared {
@@ -75,6 +77,7 @@ impl Shared {
         config: Config,
         stealers: Vec<Stealer<Task>>,
         unparkers: Vec<Unparker>,
+        timers: Arc<Wheel>,
     ) -> Self {
         let n = config.threads;
         Shared {
@@ -94,6 +97,7 @@ impl Shared {
             counters: Counters::new(),
             stats: (0..n).map(|_| CachePadded::default()).collect(),
             next_id: AtomicU64::new(1),
+            timers,
             config,
         }
     }
@@ -293,6 +297,7 @@ impl Shared {
     /// Stops the workers (whatever they were doing) and refuses further sends.
     pub(crate) fn close(&self) {
         let _ = self.state.compare_exchange(RUNNING, CLOSED, SeqCst, SeqCst);
+        self.timers.close();
         self.finish_waiters();
     }
 
@@ -345,6 +350,12 @@ impl Shared {
             mutes: c.mutes.get(),
             unmutes: c.unmutes.get(),
             overloads: c.overloads.get(),
+            muted_actors: c.parks.get().saturating_sub(c.resumes.get()),
+            overloaded_actors: c.overloads.get().saturating_sub(c.recoveries.get()),
+            pressured_actors: c
+                .pressure_applied
+                .get()
+                .saturating_sub(c.pressure_released.get()),
         }
     }
 }

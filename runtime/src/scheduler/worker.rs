@@ -93,6 +93,20 @@ impl Worker {
         f(worker.filter(|w| ptr::eq(Arc::as_ptr(&w.shared), shared)))
     }
 
+    /// Runs `f` with this thread's worker, of whatever runtime.
+    pub(crate) fn with_any_current<R>(f: impl FnOnce(Option<&Worker>) -> R) -> R {
+        let worker = CURRENT.with(|c| c.get());
+        // SAFETY: as in `with_current`.
+        f(unsafe { worker.as_ref() })
+    }
+
+    /// The header of the actor whose behaviour runs now, if any.
+    pub(crate) fn current_header(&self) -> Option<&Header> {
+        // SAFETY: `current` is set by `begin_turn` to the header of the cell whose turn is
+        // running, which that turn keeps alive, and cleared by `end_turn` before the turn ends.
+        unsafe { self.current.get().as_ref() }
+    }
+
     /// The worker loop: run actors until the runtime stops.
     pub(crate) fn run(&self) {
         CURRENT.with(|c| c.set(self));

@@ -1,0 +1,200 @@
+//! Timers: deliver a message to an actor after a delay, once or periodically.
+//!
+//! One timer thread per runtime, started on first use, sleeps on a condition variable until the
+//! earliest deadline. Firing is an ordinary send from outside the workers, so a timer tick is
+//! never held back by muting: an actor under pressure that waits for a tick to release it always
+//! gets the tick (Pony's ponyc#3382 deadlock does not arise). A pending timer keeps the runtime
+//! alive only if it was created with one of the `*_keeping_alive` methods.
+
+use crate::scheduler::Shared;
+use parking_lot::{Condvar, Mutex};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Fires the timer; returns `false` if its target is gone (the timer then ends).
+pub(crate) type FireFn = Box<dyn FnMut() -> bool + Send>;
+
+/// A handle to a pending timer. Dropping it does not cancel the timer.
+#[derive(Clone, Debug)]
+pub struct Timer {
+    state: Arc<TimerState>,
+}
+
+impl Timer {
+    /// Cancels the timer: it will not fire again. Idempotent.
+    pub fn cancel(&self) {
+        self.state.cancelled.store(true, SeqCst);
+        self.state.finish();
+        if let Some(wheel) = self.state.wheel.upgrade() {
+            wheel.changed.notify_one();
+        }
+    }
+
+    /// Whether the timer has finished: fired (if one-shot), cancelled, or its target stopped.
+    pub fn is_done(&self) -> bool {
+        self.state.done.load(SeqCst)
+    }
+}
+
+#[derive(Debug)]
+struct TimerState {
+    cancelled: AtomicBool,
+    done: AtomicBool,
+    /// Holding a keep-alive on the runtime until done.
+    keep_alive: Option<Weak<Shared>>,
+    wheel: Weak<Wheel>,
+}
+
+impl TimerState {
+    /// Ends the timer exactly once, releasing its keep-alive if it held one.
+    fn finish(&self) {
+        if !self.done.swap(true, SeqCst) {
+            if let Some(shared) = self.keep_alive.as_ref().and_then(Weak::upgrade) {
+                shared.release();
+            }
+        }
+    }
+}
+
+struct Entry {
+    deadline: Instant,
+    seq: u64,
+    period: Option<Duration>,
+    fire: FireFn,
+    state: Arc<TimerState>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.deadline, self.seq) == (other.deadline, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    heap: BinaryHeap<Reverse<Entry>>,
+    seq: u64,
+    closed: bool,
+}
+
+pub(crate) struct Wheel {
+    queue: Mutex<Queue>,
+    changed: Condvar,
+}
+
+impl Wheel {
+    /// Starts a timer thread named `name`.
+    pub(crate) fn start(name: String) -> std::io::Result<Arc<Wheel>> {
+        let wheel = Arc::new(Wheel {
+            queue: Mutex::new(Queue::default()),
+            changed: Condvar::new(),
+        });
+        let runner = wheel.clone();
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || runner.run())?;
+        Ok(wheel)
+    }
+
+    pub(crate) fn add(
+        self: &Arc<Self>,
+        delay: Duration,
+        period: Option<Duration>,
+        keep_alive: Option<&Arc<Shared>>,
+        fire: FireFn,
+    ) -> Timer {
+        if let Some(shared) = keep_alive {
+            shared.retain();
+        }
+        let state = Arc::new(TimerState {
+            cancelled: AtomicBool::new(false),
+            done: AtomicBool::new(false),
+            keep_alive: keep_alive.map(Arc::downgrade),
+            wheel: Arc::downgrade(self),
+        });
+        let mut q = self.queue.lock();
+        if q.closed {
+            drop(q);
+            state.finish();
+            return Timer { state };
+        }
+        q.seq += 1;
+        let seq = q.seq;
+        q.heap.push(Reverse(Entry {
+            deadline: Instant::now() + delay,
+            seq,
+            period: period.map(|p| p.max(Duration::from_micros(1))),
+            fire,
+            state: state.clone(),
+        }));
+        drop(q);
+        self.changed.notify_one();
+        Timer { state }
+    }
+
+    fn run(&self) {
+        let mut q = self.queue.lock();
+        loop {
+            if q.closed {
+                return;
+            }
+            let now = Instant::now();
+            let next = q
+                .heap
+                .peek()
+                .map(|Reverse(e)| (e.deadline, e.state.cancelled.load(SeqCst)));
+            match next {
+                None => self.changed.wait(&mut q),
+                Some((_, true)) => {
+                    let Reverse(entry) = q.heap.pop().expect("peeked");
+                    entry.state.finish();
+                }
+                Some((deadline, false)) if deadline <= now => {
+                    let Reverse(mut entry) = q.heap.pop().expect("peeked");
+                    // Fire without the lock: a send may run arbitrary `From` conversions.
+                    drop(q);
+                    let alive = (entry.fire)();
+                    q = self.queue.lock();
+                    match entry.period {
+                        Some(period) if alive && !entry.state.cancelled.load(SeqCst) => {
+                            // Fixed rate, but never a burst of catch-up ticks after a stall.
+                            entry.deadline = (entry.deadline + period).max(now);
+                            q.heap.push(Reverse(entry));
+                        }
+                        _ => entry.state.finish(),
+                    }
+                }
+                Some((deadline, false)) => {
+                    self.changed.wait_until(&mut q, deadline);
+                }
+            }
+        }
+    }
+
+    /// Ends the timer thread and every pending timer.
+    pub(crate) fn close(&self) {
+        let entries = {
+            let mut q = self.queue.lock();
+            q.closed = true;
+            std::mem::take(&mut q.heap)
+        };
+        self.changed.notify_all();
+        for Reverse(entry) in entries {
+            entry.state.finish();
+        }
+    }
+}
