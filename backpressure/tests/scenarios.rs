@@ -76,7 +76,7 @@ fn fan_in(
 }
 
 #[test]
-fn the_backlog_stays_within_high_watermark_plus_one_behaviour_per_producer() {
+fn the_backlog_stays_within_the_documented_bound() {
     let (low, high) = (64, 256);
     let (producers, per_behaviour, rounds) = (4, 10, 2_000);
     let rt = Runtime::builder()
@@ -91,7 +91,9 @@ fn the_backlog_stays_within_high_watermark_plus_one_behaviour_per_producer() {
         producers * per_behaviour * rounds,
         "lost messages"
     );
-    let bound = high + (producers * per_behaviour) as usize;
+    // The documented bound (crate docs of rein, "Backlog bound"): each producer finishes the
+    // behaviour in which it crossed the high watermark, and one more if it raced a recovery.
+    let bound = high + 2 * (producers * per_behaviour) as usize;
     let seen = max_backlog.load(SeqCst);
     assert!(
         seen <= bound,

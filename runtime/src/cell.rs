@@ -121,6 +121,28 @@ impl Header {
         }
     }
 
+    /// Clears `OVERLOADED` if the backlog is still at or below the low watermark, re-read under
+    /// the muted-senders lock (senders register under it after pushing), so that a burst pushed
+    /// since the turn counted its backlog does not get its senders unmuted at once.
+    pub(crate) fn recover_if_drained(
+        &self,
+        backlog: impl Fn() -> usize,
+        worker: Option<&Worker>,
+    ) -> bool {
+        let low = self.shared.config.low_watermark;
+        let cleared =
+            self.with_extras(|_| (backlog() <= low).then(|| self.word.clear(mute::OVERLOADED)));
+        match cleared.flatten() {
+            Some(now_unblocked) => {
+                if now_unblocked {
+                    self.unmute_senders(worker);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The actors muted on this one, for diagnostics.
     pub(crate) fn muted_sender_ids(&self) -> Vec<ActorId> {
         self.with_extras(|e| e.muted_senders.iter().map(|t| t.header().id).collect())
@@ -430,7 +452,7 @@ impl<A: Actor> Runnable for Cell<A> {
             && left <= shared.config.low_watermark
             && self
                 .header
-                .clear_blocking_flag(mute::OVERLOADED, Some(worker))
+                .recover_if_drained(|| self.mailbox.backlog(), Some(worker))
         {
             shared.counters.recoveries.inc();
         }

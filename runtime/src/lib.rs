@@ -28,6 +28,27 @@
 //! assert_eq!(report.metrics.messages(), 1);
 //! ```
 //!
+//! ## Backpressure
+//!
+//! * A receiver is **overloaded** once a send finds its backlog at the high watermark
+//!   ([`DEFAULT_HIGH_WATERMARK`], set with [`Builder::watermarks`]); it **recovers** when one of
+//!   its turns leaves the backlog at or below the low watermark ([`DEFAULT_LOW_WATERMARK`]).
+//!   The gap between the two keeps a busy consumer fed while its producers restart, so fan-in
+//!   does not collapse the way it does with Pony's mute-on-first-full-batch rule.
+//! * An actor whose behaviour sent to a receiver that is overloaded, under pressure
+//!   (`rein-backpressure`) or itself muted is **muted** when that behaviour returns: it is not
+//!   scheduled, its messages queue, until every receiver it is muted on recovers. Sends to self
+//!   never mute, and an actor that is itself overloaded or under pressure is never muted.
+//! * Unmuting touches only the muted senders (O(senders)), never every worker.
+//! * Threads outside the runtime are never muted; [`ActorRef::try_send`] and
+//!   [`ActorRef::send_timeout`] let them respect pressure. Timer ticks are never muted.
+//!
+//! **Backlog bound.** With `P` actors sending at most `K` messages per behaviour to one
+//! receiver, its backlog never exceeds `high + 2·P·K`: each producer finishes the behaviour in
+//! which it crossed the high watermark (`P·K`), and one that races the receiver's recovery may
+//! finish one more. In steady state the figure is `high + P·K`. Outside threads are not muted,
+//! so their sends are not bounded unless they use `send_timeout`.
+//!
 //! See `docs/architecture.md` in the repository for how a message travels and why each atomic
 //! ordering is what it is.
 
