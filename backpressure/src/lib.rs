@@ -129,3 +129,8 @@ impl Backpressure {
         rein::pressure::exempt(&auth.root, sender)
     }
 }
+
+/// The code in `docs/guide.md`, compiled and run as doctests so the guide stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide.md")]
+pub struct GuideDoctests;
