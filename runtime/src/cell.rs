@@ -92,9 +92,16 @@ impl Header {
 
     /// The send path after the message is in the mailbox: schedule the actor if it was idle and
     /// note overload and muting. `before` is the count before the push, `word` the state word
-    /// read before it, `as_task` clones the receiver as a task (only when needed).
+    /// read before it, `as_task` clones the receiver as a task (only when needed), `backlog`
+    /// reads the receiver's backlog with SeqCst.
     #[inline]
-    pub(crate) fn after_push(&self, before: usize, word: u64, as_task: impl Fn() -> Task) {
+    pub(crate) fn after_push(
+        &self,
+        before: usize,
+        word: u64,
+        as_task: impl Fn() -> Task,
+        read_backlog: impl Fn() -> usize,
+    ) {
         let shared = &self.shared;
         Worker::with_current(shared, |worker| {
             if before == 0 {
@@ -107,6 +114,14 @@ impl Header {
             let over = backlog >= shared.config.high_watermark;
             if over && word & mute::OVERLOADED == 0 && self.word.set(mute::OVERLOADED) {
                 shared.counters.overloads.inc();
+                // The receiver may have drained to idle between our push and this set, having
+                // read its word without the flag: then no turn of its would ever clear it.
+                // Check after the set (SeqCst, see `MuteWord::set`) and recover it ourselves.
+                if read_backlog() <= shared.config.low_watermark
+                    && self.recover_if_drained(&read_backlog, worker)
+                {
+                    shared.counters.recoveries.inc();
+                }
             }
             if let Some(worker) = worker {
                 if over || mute::is_blocking(word) {
@@ -317,7 +332,8 @@ impl<A: Actor> Cell<A> {
             return Err(msg);
         }
         let before = self.mailbox.push(msg);
-        self.header.after_push(before, word, as_task);
+        self.header
+            .after_push(before, word, as_task, || self.mailbox.backlog_seqcst());
         Ok(())
     }
 
@@ -464,7 +480,8 @@ impl<A: Actor> Runnable for Cell<A> {
                 debug_assert!(left > 0);
                 shared.counters.parks.inc();
                 if !self.header.word.try_park() {
-                    // Every receiver recovered meanwhile: carry on.
+                    // Every receiver recovered meanwhile, or we became overloaded or pressured
+                    // and must drain: carry on.
                     shared.counters.resumes.inc();
                     shared.requeue(self, Some(worker));
                 }
@@ -480,7 +497,8 @@ impl<A: Actor> Runnable for Cell<A> {
         }
         // SAFETY: we hold the activation and retire what we handled, dropped or held.
         let left = unsafe { self.mailbox.retire(retire) };
-        let word = self.header.word.load();
+        // SeqCst after the SeqCst retire: see `MuteWord::set`.
+        let word = self.header.word.load_seqcst();
         if word & mute::OVERLOADED != 0
             && left <= shared.config.low_watermark
             && self

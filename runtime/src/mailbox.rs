@@ -25,7 +25,7 @@
 use crate::sync::{AtomicPtr, AtomicUsize, UnsafeCell};
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 
 struct Node<M> {
     next: AtomicPtr<Node<M>>,
@@ -124,8 +124,15 @@ impl<M> Mailbox<M> {
         if n == 0 {
             return self.len.load(Acquire);
         }
-        // AcqRel: release this turn's writes to whoever schedules the actor next (see `push`).
-        self.len.fetch_sub(n, AcqRel) - n
+        // Release this turn's writes to whoever schedules the actor next (see `push`); SeqCst
+        // rather than AcqRel for the overload hand-off (see `MuteWord::set`).
+        self.len.fetch_sub(n, SeqCst) - n
+    }
+
+    /// Messages counted in and not yet retired, read with SeqCst (see `MuteWord::set`).
+    #[inline]
+    pub(crate) fn backlog_seqcst(&self) -> usize {
+        self.len.load(SeqCst)
     }
 
     /// Messages counted in and not yet retired: the backlog. A racy reading, fine for metrics and

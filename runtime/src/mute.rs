@@ -30,7 +30,7 @@
 //! `loom_mute` in this module.)
 
 use crate::sync::AtomicU64;
-use std::sync::atomic::Ordering::{AcqRel, Acquire};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, SeqCst};
 
 pub(crate) const STOPPED: u64 = 1;
 pub(crate) const OVERLOADED: u64 = 1 << 1;
@@ -78,10 +78,21 @@ impl MuteWord {
     }
 
     /// Sets `flag`; returns whether this call set it (it was clear before).
+    ///
+    /// SeqCst: setting `OVERLOADED` is followed by a SeqCst read of the backlog, while a turn's
+    /// SeqCst retire is followed by a SeqCst read of this word (`load_seqcst`). In that
+    /// store-buffering pattern SeqCst guarantees at least one side sees the other, so a flag set
+    /// just as the receiver goes idle is never left for nobody to clear.
     #[inline]
     pub(crate) fn set(&self, flag: u64) -> bool {
         debug_assert_eq!(flag & !FLAGS, 0);
-        self.0.fetch_or(flag, AcqRel) & flag == 0
+        self.0.fetch_or(flag, SeqCst) & flag == 0
+    }
+
+    /// A SeqCst read, for the other half of the pattern described at [`MuteWord::set`].
+    #[inline]
+    pub(crate) fn load_seqcst(&self) -> u64 {
+        self.0.load(SeqCst)
     }
 
     /// Clears `flag`. Returns `Some(now_unblocked)` if this call cleared it, where
@@ -108,10 +119,15 @@ impl MuteWord {
     /// Called by the actor's own turn after registering mutes. Returns `true` if the actor is
     /// now parked (the turn must end and not reschedule it: an unmuter will), or `false` if every
     /// receiver recovered in the meantime (the turn reschedules it itself).
+    ///
+    /// An actor that is overloaded or under pressure never parks, even if it became so after it
+    /// registered its mutes: it must drain, or a peer muted on it could wait forever while it
+    /// waits on that peer. The check is part of the same CAS, so no flag set in between is
+    /// missed. Its registrations stay counted and are undone by the receivers' recoveries.
     pub(crate) fn try_park(&self) -> bool {
         let mut word = self.0.load(Acquire);
         loop {
-            if mute_count(word) == 0 {
+            if mute_count(word) == 0 || word & (OVERLOADED | PRESSURED) != 0 {
                 return false;
             }
             match self
@@ -179,6 +195,18 @@ mod tests {
             }
         );
         assert_eq!(w.load(), 0);
+    }
+
+    #[test]
+    fn an_overloaded_or_pressured_actor_never_parks() {
+        for flag in [OVERLOADED, PRESSURED] {
+            let w = MuteWord::new();
+            w.add_mute();
+            w.set(flag);
+            assert!(!w.try_park());
+            assert_eq!(w.unmute_one(), Unmuted::Nothing);
+            assert_eq!(mute_count(w.load()), 0);
+        }
     }
 
     #[test]
