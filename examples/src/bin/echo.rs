@@ -9,6 +9,7 @@
 //! cargo run --release -p rein-examples --bin echo -- [--bytes 268435456]   # both, on loopback
 //! cargo run --release -p rein-examples --bin echo -- server --port 7000
 //! cargo run --release -p rein-examples --bin echo -- client --port 7000 --bytes 1000000
+//! cargo run --release -p rein-examples --bin echo -- --threads 2 client --port 7000  # runtime flags first
 //! ```
 
 use clap::{Parser, Subcommand};
@@ -126,13 +127,17 @@ impl ConnectionHandler for Client {
         self.pump(conn);
     }
     fn connect_failed(&mut self, reason: ConnectError) {
-        let _ = self.done.send(Outcome::Failed(format!("connect: {reason}")));
+        let _ = self
+            .done
+            .send(Outcome::Failed(format!("connect: {reason}")));
     }
     fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
         for (i, &b) in data.iter().enumerate() {
             if b != byte_at(self.received + i) {
                 let at = self.received + i;
-                let _ = self.done.send(Outcome::Failed(format!("wrong byte at {at}")));
+                let _ = self
+                    .done
+                    .send(Outcome::Failed(format!("wrong byte at {at}")));
                 conn.hard_close();
                 return Flow::Yield;
             }
@@ -157,7 +162,9 @@ impl ConnectionHandler for Client {
     fn closed(&mut self) {
         if self.received < self.total {
             let got = self.received;
-            let _ = self.done.send(Outcome::Failed(format!("closed after {got} bytes")));
+            let _ = self
+                .done
+                .send(Outcome::Failed(format!("closed after {got} bytes")));
         }
     }
 }
@@ -208,7 +215,10 @@ fn run_client(reactor: &Reactor, auth: &AmbientAuth, port: u16, bytes: usize) {
     let opts = ConnectionOptions::default();
     TcpConnection::connect(reactor, &connect, "127.0.0.1", port, client, opts);
     match rx.recv() {
-        Ok(Outcome::Done { bytes: got, elapsed }) => {
+        Ok(Outcome::Done {
+            bytes: got,
+            elapsed,
+        }) => {
             check_eq("echoed bytes", got, bytes);
             report("bytes", got as u64, elapsed);
             let mib = got as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64().max(1e-9);

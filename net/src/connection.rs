@@ -1,0 +1,679 @@
+//! [`TcpConnection`]: one TCP stream as an actor, driven by readiness from the I/O thread.
+//!
+//! Why an actor per connection: the handler's state is private to it, so it needs no locks, and
+//! rein's backpressure applies to it like to any actor. When the write queue passes its high
+//! watermark the connection applies [`Backpressure`] on itself, so every actor that writes to it
+//! is muted until the peer catches up: a slow peer slows its producers down end to end instead
+//! of growing a buffer without bound.
+//!
+//! Fairness: a turn reads at most `read_per_turn` bytes, then the connection sends itself a
+//! "read again" message, so one busy socket cannot hold a worker.
+//!
+//! Outgoing connects try the resolved addresses one after another (a sequential form of happy
+//! eyeballs: no parallel attempts), each bounded by `connect_timeout` through a timer.
+
+use crate::conn::{CloseKind, Conn, Flow, Phase, SendToken};
+use crate::io_thread::{Reactor, Readiness, Registered};
+use crate::TcpConnectAuth;
+use mio::net::TcpStream;
+use mio::Interest;
+use rein::{Actor, ActorRef, Context, Recipient, Timer};
+use rein_backpressure::{ApplyReleaseBackpressureAuth, Backpressure};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// Callbacks for one connection. Every method runs inside the connection actor's behaviour.
+pub trait ConnectionHandler: Send + 'static {
+    /// An outgoing connection starts attempt number `attempt` (from 1).
+    fn connecting(&mut self, _attempt: u32) {}
+    /// The connection is open.
+    fn connected(&mut self, _conn: &mut Conn) {}
+    /// An outgoing connection could not be opened; nothing else follows.
+    fn connect_failed(&mut self, _reason: ConnectError) {}
+    /// Data arrived (exactly [`Conn::expect`] bytes if framing is on).
+    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow;
+    /// The write queue reached the high watermark: [`Conn::send`] refuses until `unthrottled`,
+    /// and actors writing to this connection are muted. Whenever a callback leaves the queue at
+    /// or above the high watermark this follows, even if the kernel then takes every byte at
+    /// once, so a handler that saw [`Conn::is_writeable`] turn false can rely on hearing
+    /// `throttled` and later `unthrottled`.
+    fn throttled(&mut self, _conn: &mut Conn) {}
+    /// The write queue drained to the low watermark.
+    fn unthrottled(&mut self, _conn: &mut Conn) {}
+    /// All bytes of the send with this token were handed to the operating system.
+    fn sent(&mut self, _conn: &mut Conn, _token: SendToken) {}
+    /// No data moved for the idle timeout. The default closes the connection.
+    fn timed_out(&mut self, conn: &mut Conn) {
+        conn.close();
+    }
+    /// The connection has ended (by either side, or on an error); nothing else follows.
+    fn closed(&mut self) {}
+}
+
+/// Why an outgoing connection failed (the last attempt's reason when there were several).
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The name could not be resolved.
+    Resolve(io::Error),
+    /// The name resolved to no address.
+    NoAddresses,
+    /// The peer refused the connection.
+    Refused,
+    /// The attempt did not finish within the connect timeout.
+    TimedOut,
+    /// Another error.
+    Io(io::Error),
+}
+
+impl ConnectError {
+    fn from_io(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => ConnectError::Refused,
+            io::ErrorKind::TimedOut => ConnectError::TimedOut,
+            _ => ConnectError::Io(e),
+        }
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Resolve(e) => write!(f, "cannot resolve the host: {e}"),
+            ConnectError::NoAddresses => f.write_str("the host resolved to no address"),
+            ConnectError::Refused => f.write_str("connection refused"),
+            ConnectError::TimedOut => f.write_str("connect timed out"),
+            ConnectError::Io(e) => write!(f, "connect failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Per-connection settings.
+#[derive(Debug, Clone)]
+pub struct ConnectionOptions {
+    /// Queued bytes at which the connection throttles (default 64 KiB).
+    pub high_watermark: usize,
+    /// Queued bytes at which it unthrottles (default 32 KiB).
+    pub low_watermark: usize,
+    /// Bytes read per turn before yielding to other actors (default 64 KiB).
+    pub read_per_turn: usize,
+    /// `TCP_NODELAY` (default on).
+    pub nodelay: bool,
+    /// Close (through [`ConnectionHandler::timed_out`]) after this long without data moving
+    /// either way (default: none).
+    pub idle_timeout: Option<Duration>,
+    /// Limit per connect attempt (default 10 s).
+    pub connect_timeout: Duration,
+    /// A graceful close must finish (queue flushed, peer's end of stream seen) within this long,
+    /// or the connection is reset (default 5 s).
+    pub close_linger: Duration,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            high_watermark: 64 * 1024,
+            low_watermark: 32 * 1024,
+            read_per_turn: 64 * 1024,
+            nodelay: true,
+            idle_timeout: None,
+            connect_timeout: Duration::from_secs(10),
+            close_linger: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Told to a listener when one of its connections ends.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionEnded;
+
+/// Messages a [`TcpConnection`] handles.
+pub enum ConnMsg {
+    /// Readiness from the I/O thread.
+    Ready(Readiness),
+    /// Bytes to write, from another actor. Queued whatever the watermark: the runtime holds
+    /// the writers back (they are muted) while the connection is throttled.
+    Write(Vec<u8>),
+    /// Close gracefully (see [`Conn::close`]).
+    Close,
+    /// Close at once (see [`Conn::hard_close`]).
+    HardClose,
+    /// Internal bookkeeping.
+    #[doc(hidden)]
+    Internal(Internal),
+}
+
+#[doc(hidden)]
+pub struct Internal(Step);
+
+enum Step {
+    ReadAgain,
+    Sent,
+    ConnectTimeout(u32),
+    Idle,
+    Linger,
+    Settle,
+}
+
+impl From<Readiness> for ConnMsg {
+    fn from(r: Readiness) -> Self {
+        ConnMsg::Ready(r)
+    }
+}
+
+impl From<Vec<u8>> for ConnMsg {
+    fn from(bytes: Vec<u8>) -> Self {
+        ConnMsg::Write(bytes)
+    }
+}
+
+enum Origin {
+    Connect { host: String, port: u16 },
+    Addrs(Vec<SocketAddr>),
+    Accepted(Option<TcpStream>),
+}
+
+/// A TCP connection actor. Spawn an outgoing one with [`TcpConnection::connect`]; listeners
+/// spawn one per accepted stream.
+pub struct TcpConnection<H: ConnectionHandler> {
+    handler: H,
+    conn: Conn,
+    stream: Option<Registered<TcpStream>>,
+    reactor: Reactor,
+    opts: ConnectionOptions,
+    pressure: ApplyReleaseBackpressureAuth,
+    origin: Origin,
+    addrs: VecDeque<SocketAddr>,
+    attempt: u32,
+    last_error: Option<ConnectError>,
+    connect_timer: Option<Timer>,
+    idle_timer: Option<Timer>,
+    linger_timer: Option<Timer>,
+    last_activity: Instant,
+    rbuf: Vec<u8>,
+    frame: Vec<u8>,
+    write_blocked: bool,
+    sent_pending: bool,
+    read_pending: bool,
+    throttled: bool,
+    half_closed: bool,
+    peer_eof: bool,
+    on_end: Option<Recipient<ConnectionEnded>>,
+}
+
+impl<H: ConnectionHandler> TcpConnection<H> {
+    /// Spawns a connection to `host:port` on the reactor's runtime. `host` is resolved on a
+    /// worker with the system resolver (instant for an IP literal).
+    pub fn connect(
+        reactor: &Reactor,
+        auth: &TcpConnectAuth,
+        host: impl Into<String>,
+        port: u16,
+        handler: H,
+        opts: ConnectionOptions,
+    ) -> ActorRef<Self> {
+        let origin = Origin::Connect {
+            host: host.into(),
+            port,
+        };
+        let actor = Self::new(reactor, auth.pressure.clone(), origin, handler, opts, None);
+        reactor.runtime().spawn(actor)
+    }
+
+    /// Spawns a connection that tries `addrs` in order (no name resolution): the first that
+    /// answers within the connect timeout wins; the last failure is reported otherwise.
+    pub fn connect_addrs(
+        reactor: &Reactor,
+        auth: &TcpConnectAuth,
+        addrs: Vec<SocketAddr>,
+        handler: H,
+        opts: ConnectionOptions,
+    ) -> ActorRef<Self> {
+        let origin = Origin::Addrs(addrs);
+        let actor = Self::new(reactor, auth.pressure.clone(), origin, handler, opts, None);
+        reactor.runtime().spawn(actor)
+    }
+
+    pub(crate) fn accepted(
+        reactor: &Reactor,
+        pressure: ApplyReleaseBackpressureAuth,
+        stream: TcpStream,
+        handler: H,
+        opts: ConnectionOptions,
+        on_end: Recipient<ConnectionEnded>,
+    ) -> Self {
+        let origin = Origin::Accepted(Some(stream));
+        Self::new(reactor, pressure, origin, handler, opts, Some(on_end))
+    }
+
+    fn new(
+        reactor: &Reactor,
+        pressure: ApplyReleaseBackpressureAuth,
+        origin: Origin,
+        handler: H,
+        opts: ConnectionOptions,
+        on_end: Option<Recipient<ConnectionEnded>>,
+    ) -> Self {
+        TcpConnection {
+            handler,
+            conn: Conn::new(opts.high_watermark, opts.low_watermark),
+            stream: None,
+            reactor: reactor.clone(),
+            rbuf: vec![0; opts.read_per_turn.clamp(1, 64 * 1024)],
+            opts,
+            pressure,
+            origin,
+            addrs: VecDeque::new(),
+            attempt: 0,
+            last_error: None,
+            connect_timer: None,
+            idle_timer: None,
+            linger_timer: None,
+            last_activity: Instant::now(),
+            frame: Vec::new(),
+            write_blocked: false,
+            sent_pending: false,
+            read_pending: false,
+            throttled: false,
+            half_closed: false,
+            peer_eof: false,
+            on_end,
+        }
+    }
+
+    fn register(&mut self, ctx: &Context<Self>, stream: TcpStream) -> io::Result<()> {
+        let owner = ctx.myself().recipient::<Readiness>();
+        let reg = self
+            .reactor
+            .register(stream, Interest::READABLE | Interest::WRITABLE, owner)?;
+        self.stream = Some(reg);
+        Ok(())
+    }
+
+    fn next_attempt(&mut self, ctx: &mut Context<Self>) {
+        while let Some(addr) = self.addrs.pop_front() {
+            self.attempt += 1;
+            self.handler.connecting(self.attempt);
+            let attempt = TcpStream::connect(addr).and_then(|s| self.register(ctx, s));
+            match attempt {
+                Ok(()) => {
+                    let msg = ConnMsg::Internal(Internal(Step::ConnectTimeout(self.attempt)));
+                    self.connect_timer = Some(ctx.after(self.opts.connect_timeout, msg));
+                    return;
+                }
+                Err(e) => self.last_error = Some(ConnectError::from_io(e)),
+            }
+        }
+        let reason = self.last_error.take().unwrap_or(ConnectError::NoAddresses);
+        self.conn.phase = Phase::Closed;
+        self.handler.connect_failed(reason);
+        self.end(ctx);
+    }
+
+    fn attempt_failed(&mut self, ctx: &mut Context<Self>, reason: ConnectError) {
+        if let Some(t) = self.connect_timer.take() {
+            t.cancel();
+        }
+        self.stream = None;
+        self.last_error = Some(reason);
+        self.next_attempt(ctx);
+    }
+
+    /// A writable (or error) edge while connecting: did the connect finish?
+    fn check_connect(&mut self, ctx: &mut Context<Self>, ready: Readiness) {
+        let Some(stream) = self.stream.as_ref() else {
+            return;
+        };
+        match stream.take_error() {
+            Ok(Some(e)) | Err(e) => return self.attempt_failed(ctx, ConnectError::from_io(e)),
+            Ok(None) => {}
+        }
+        match stream.peer_addr() {
+            Ok(_) => self.established(ctx),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected && !ready.closed => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                self.attempt_failed(ctx, ConnectError::Refused)
+            }
+            Err(e) => self.attempt_failed(ctx, ConnectError::from_io(e)),
+        }
+    }
+
+    fn established(&mut self, ctx: &mut Context<Self>) {
+        if let Some(t) = self.connect_timer.take() {
+            t.cancel();
+        }
+        let stream = self.stream.as_ref().expect("registered");
+        let _ = stream.set_nodelay(self.opts.nodelay);
+        self.conn.peer = stream.peer_addr().ok();
+        self.conn.local = stream.local_addr().ok();
+        self.conn.writer = Some(ctx.myself().recipient::<Vec<u8>>());
+        self.conn.phase = Phase::Connected;
+        self.last_activity = Instant::now();
+        if let Some(idle) = self.opts.idle_timeout {
+            self.idle_timer = Some(ctx.after(idle, ConnMsg::Internal(Internal(Step::Idle))));
+        }
+        self.handler.connected(&mut self.conn);
+        // Edges may already have been consumed: try both directions.
+        self.read(ctx);
+        self.settle(ctx);
+    }
+
+    /// Delivers what the frame buffer holds: whole frames of [`Conn::expect`] bytes, or
+    /// everything when framing is off. Returns `false` when reading must stop for this turn.
+    fn deliver_buffered(&mut self, ctx: &mut Context<Self>) -> bool {
+        loop {
+            if !self.may_deliver() {
+                return false;
+            }
+            let want = self.conn.expect;
+            let frame = if want == 0 && !self.frame.is_empty() {
+                std::mem::take(&mut self.frame)
+            } else if want > 0 && self.frame.len() >= want {
+                let rest = self.frame.split_off(want);
+                std::mem::replace(&mut self.frame, rest)
+            } else {
+                return true;
+            };
+            if self.handler.received(&mut self.conn, frame) == Flow::Yield {
+                self.schedule_read(ctx);
+                return false;
+            }
+        }
+    }
+
+    fn may_deliver(&self) -> bool {
+        self.conn.phase == Phase::Connected && self.conn.close.is_none() && !self.conn.muted
+    }
+
+    fn schedule_read(&mut self, ctx: &Context<Self>) {
+        if !self.read_pending {
+            self.read_pending = true;
+            let _ = ctx
+                .myself()
+                .send(ConnMsg::Internal(Internal(Step::ReadAgain)));
+        }
+    }
+
+    /// Reads up to the per-turn budget, delivering to the handler (or discarding while closing).
+    fn read(&mut self, ctx: &mut Context<Self>) {
+        let closing = self.conn.phase == Phase::Closing || self.conn.close.is_some();
+        if !closing && !self.deliver_buffered(ctx) {
+            return;
+        }
+        let mut budget = self.opts.read_per_turn.max(1);
+        while budget > 0 {
+            let Some(stream) = self.stream.as_mut() else {
+                return;
+            };
+            let want = budget.min(self.rbuf.len());
+            match stream.read(&mut self.rbuf[..want]) {
+                Ok(0) => {
+                    self.peer_eof = true;
+                    self.conn.close();
+                    return;
+                }
+                Ok(n) => {
+                    budget -= n;
+                    self.last_activity = Instant::now();
+                    if closing {
+                        continue;
+                    }
+                    let data = &self.rbuf[..n];
+                    if self.conn.expect == 0 && self.frame.is_empty() {
+                        let data = data.to_vec();
+                        if self.handler.received(&mut self.conn, data) == Flow::Yield {
+                            self.schedule_read(ctx);
+                            return;
+                        }
+                        if !self.may_deliver() {
+                            return;
+                        }
+                    } else {
+                        self.frame.extend_from_slice(data);
+                        if !self.deliver_buffered(ctx) {
+                            return;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.conn.hard_close();
+                    return;
+                }
+            }
+        }
+        self.schedule_read(ctx);
+    }
+
+    /// After any event or callback: act on close requests, flush, report sent tokens, throttle or
+    /// unthrottle, and finish a graceful close. Loops because callbacks can queue more; after a
+    /// few rounds it finishes in a later turn so one connection cannot hold the worker.
+    fn settle(&mut self, ctx: &mut Context<Self>) {
+        for _ in 0..8 {
+            if self.conn.phase == Phase::Closed {
+                return;
+            }
+            if self.conn.close == Some(CloseKind::Hard) {
+                return self.abort(ctx);
+            }
+            if self.conn.close == Some(CloseKind::Graceful) && self.conn.phase == Phase::Connected {
+                self.conn.phase = Phase::Closing;
+                // Bounds the whole close: a peer that neither reads nor closes gets a reset.
+                let msg = ConnMsg::Internal(Internal(Step::Linger));
+                self.linger_timer = Some(ctx.after(self.opts.close_linger, msg));
+            }
+            if self.conn.phase == Phase::Connecting {
+                return;
+            }
+            if self.half_closed && self.peer_eof {
+                return self.end(ctx);
+            }
+            // Before flushing: a handler that saw `is_writeable() == false` always hears
+            // `throttled` and then `unthrottled`, even if the kernel takes everything at once.
+            if !self.throttled && self.conn.over_high() {
+                self.throttled = true;
+                let _ = Backpressure::apply(&self.pressure);
+                self.handler.throttled(&mut self.conn);
+                continue;
+            }
+            if !self.write_blocked && self.conn.has_queued() {
+                let Some(stream) = self.stream.as_mut() else {
+                    return;
+                };
+                match self.conn.flush(&mut **stream) {
+                    Ok((blocked, n)) => {
+                        self.write_blocked = blocked;
+                        if n > 0 {
+                            self.last_activity = Instant::now();
+                        }
+                    }
+                    Err(_) => return self.abort(ctx),
+                }
+            }
+            if !self.conn.written.is_empty() && !self.sent_pending {
+                self.sent_pending = true;
+                let _ = ctx.myself().send(ConnMsg::Internal(Internal(Step::Sent)));
+            }
+            if self.conn.unmuted {
+                self.conn.unmuted = false;
+                self.schedule_read(ctx);
+            }
+            if self.throttled && self.conn.queued() <= self.conn.low {
+                self.throttled = false;
+                let _ = Backpressure::release(&self.pressure);
+                self.handler.unthrottled(&mut self.conn);
+                continue;
+            }
+            if self.conn.phase == Phase::Closing && !self.conn.has_queued() && !self.half_closed {
+                self.half_closed = true;
+                if let Some(stream) = self.stream.as_ref() {
+                    let _ = stream.shutdown(Shutdown::Write);
+                }
+                if self.peer_eof {
+                    return self.end(ctx);
+                }
+                // Drain (and discard) until the peer's end of stream.
+                self.read(ctx);
+                if self.peer_eof {
+                    return self.end(ctx);
+                }
+            }
+            return;
+        }
+        let _ = ctx.myself().send(ConnMsg::Internal(Internal(Step::Settle)));
+    }
+
+    /// Ends at once: queued bytes dropped, the peer sees a reset.
+    fn abort(&mut self, ctx: &mut Context<Self>) {
+        self.conn.clear();
+        if let Some(stream) = self.stream.as_ref() {
+            let _ = socket2::SockRef::from(&**stream).set_linger(Some(Duration::ZERO));
+        }
+        self.end(ctx);
+    }
+
+    fn end(&mut self, ctx: &mut Context<Self>) {
+        self.release();
+        ctx.stop();
+    }
+
+    /// Drops the socket (deregistering it) and tells whoever must know. Idempotent.
+    fn release(&mut self) {
+        let was_open = matches!(self.conn.phase, Phase::Connected | Phase::Closing);
+        self.conn.phase = Phase::Closed;
+        self.conn.writer = None;
+        self.stream = None;
+        for timer in [&self.connect_timer, &self.idle_timer, &self.linger_timer]
+            .into_iter()
+            .flatten()
+        {
+            timer.cancel();
+        }
+        if self.throttled {
+            self.throttled = false;
+            let _ = Backpressure::release(&self.pressure);
+        }
+        if was_open {
+            self.handler.closed();
+        }
+        if let Some(end) = self.on_end.take() {
+            let _ = end.send(ConnectionEnded);
+        }
+    }
+
+    fn idle_check(&mut self, ctx: &mut Context<Self>) {
+        let Some(idle) = self.opts.idle_timeout else {
+            return;
+        };
+        if self.conn.phase != Phase::Connected {
+            return;
+        }
+        let quiet = self.last_activity.elapsed();
+        if quiet >= idle {
+            self.handler.timed_out(&mut self.conn);
+            self.last_activity = Instant::now();
+        }
+        let next = idle.saturating_sub(self.last_activity.elapsed());
+        let msg = ConnMsg::Internal(Internal(Step::Idle));
+        self.idle_timer = Some(ctx.after(next.max(Duration::from_millis(1)), msg));
+    }
+}
+
+impl<H: ConnectionHandler> Drop for TcpConnection<H> {
+    /// Also runs when a handler panicked (the runtime drops the actor without `stopped`): the
+    /// socket is deregistered by its guard, and the listener must still hear of it.
+    fn drop(&mut self) {
+        if let Some(end) = self.on_end.take() {
+            let _ = end.send(ConnectionEnded);
+        }
+    }
+}
+
+impl<H: ConnectionHandler> Actor for TcpConnection<H> {
+    type Msg = ConnMsg;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        match &mut self.origin {
+            Origin::Accepted(stream) => {
+                let stream = stream.take().expect("accepted stream");
+                match self.register(ctx, stream) {
+                    Ok(()) => self.established(ctx),
+                    Err(_) => self.end(ctx),
+                }
+            }
+            Origin::Connect { host, port } => {
+                match (host.as_str(), *port).to_socket_addrs() {
+                    Ok(addrs) => self.addrs = addrs.collect(),
+                    Err(e) => self.last_error = Some(ConnectError::Resolve(e)),
+                }
+                self.next_attempt(ctx);
+            }
+            Origin::Addrs(addrs) => {
+                self.addrs = std::mem::take(addrs).into();
+                self.next_attempt(ctx);
+            }
+        }
+    }
+
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: ConnMsg) {
+        if self.conn.phase == Phase::Closed {
+            return;
+        }
+        match msg {
+            ConnMsg::Ready(ready) => {
+                if self.conn.phase == Phase::Connecting {
+                    if ready.writable || ready.closed {
+                        self.check_connect(ctx, ready);
+                    }
+                    return;
+                }
+                if ready.writable {
+                    self.write_blocked = false;
+                }
+                if ready.readable || ready.closed {
+                    self.read(ctx);
+                }
+            }
+            ConnMsg::Write(bytes) => {
+                if matches!(self.conn.phase, Phase::Connecting | Phase::Connected) {
+                    self.conn.push(bytes);
+                }
+            }
+            ConnMsg::Close => self.conn.close(),
+            ConnMsg::HardClose => self.conn.hard_close(),
+            ConnMsg::Internal(Internal(step)) => match step {
+                Step::ReadAgain => {
+                    self.read_pending = false;
+                    self.read(ctx);
+                }
+                Step::Sent => {
+                    self.sent_pending = false;
+                    for token in std::mem::take(&mut self.conn.written) {
+                        self.handler.sent(&mut self.conn, token);
+                    }
+                }
+                Step::ConnectTimeout(attempt) => {
+                    if self.conn.phase == Phase::Connecting && attempt == self.attempt {
+                        self.attempt_failed(ctx, ConnectError::TimedOut);
+                    }
+                    return;
+                }
+                Step::Idle => self.idle_check(ctx),
+                Step::Linger if self.half_closed => return self.end(ctx),
+                // Bytes still queued: the peer stopped reading; give up on them.
+                Step::Linger => return self.abort(ctx),
+                Step::Settle => {}
+            },
+        }
+        self.settle(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.release();
+    }
+}

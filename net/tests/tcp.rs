@@ -1,0 +1,1003 @@
+//! TCP behaviour on loopback. Every wait is bounded, and every test ends with the runtime reaching
+//! quiescence by itself, which proves every registered socket was released.
+
+use rein::{ActorRef, AmbientAuth, Runtime};
+use rein_net::*;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn setup() -> (Runtime, AmbientAuth, Reactor) {
+    let (rt, auth) = Runtime::builder().threads(2).build_with_auth().unwrap();
+    let reactor = Reactor::start(&rt.handle()).unwrap();
+    (rt, auth, reactor)
+}
+
+fn finish(rt: Runtime, reactor: &Reactor) {
+    let report = rt
+        .wait_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("runtime did not end: sockets still registered"));
+    assert!(report.quiescent);
+    assert_eq!(reactor.registered(), 0);
+}
+
+fn fnv(hash: &mut u64, data: &[u8]) {
+    for &b in data {
+        *hash ^= u64::from(b);
+        *hash = hash.wrapping_mul(0x100_0000_01b3);
+    }
+}
+
+/// Bytes `offset..offset + len` of the test stream, where byte `i` is `i % 251` (built from
+/// slices: byte-by-byte iterators are too slow in debug builds for tens of MiB).
+fn pattern(offset: usize, len: usize) -> Vec<u8> {
+    let table: Vec<u8> = (0..251u8).collect();
+    let mut out = Vec::with_capacity(len);
+    let mut at = offset % 251;
+    while out.len() < len {
+        let take = (251 - at).min(len - out.len());
+        out.extend_from_slice(&table[at..at + take]);
+        at = 0;
+    }
+    out
+}
+
+#[derive(Debug)]
+enum Ev {
+    Listening(SocketAddr),
+    NotListening(String),
+    Accepted,
+    Connected,
+    Closed,
+    Throttled,
+    Unthrottled,
+    Refused(usize),
+    ConnectFailed(ConnectError),
+    Connecting(u32),
+    Done(usize, u64),
+}
+
+fn expect<T>(rx: &Receiver<Ev>, what: &str, mut pick: impl FnMut(Ev) -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(ev) => {
+                if let Some(v) = pick(ev) {
+                    return v;
+                }
+            }
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// A listener whose connections get handlers from a closure.
+struct Server<F> {
+    events: Sender<Ev>,
+    make: F,
+}
+
+impl<H: ConnectionHandler, F: FnMut() -> H + Send + 'static> ListenNotify for Server<F> {
+    type Handler = H;
+    fn listening(&mut self, addr: SocketAddr) {
+        let _ = self.events.send(Ev::Listening(addr));
+    }
+    fn not_listening(&mut self, err: BindError) {
+        let _ = self.events.send(Ev::NotListening(err.to_string()));
+    }
+    fn connected(&mut self, _peer: SocketAddr) -> H {
+        let _ = self.events.send(Ev::Accepted);
+        (self.make)()
+    }
+}
+
+fn listen<H: ConnectionHandler>(
+    reactor: &Reactor,
+    auth: &AmbientAuth,
+    opts: ListenOptions,
+    make: impl FnMut() -> H + Send + 'static,
+) -> (
+    ActorRef<TcpListener<impl ListenNotify>>,
+    SocketAddr,
+    Receiver<Ev>,
+) {
+    let (tx, rx) = channel();
+    let server = Server { events: tx, make };
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let listener = TcpListener::bind(reactor, &TcpListenAuth::new(auth), addr, server, opts);
+    let bound = expect(&rx, "listening", |ev| match ev {
+        Ev::Listening(a) => Some(a),
+        Ev::NotListening(e) => panic!("bind failed: {e}"),
+        _ => None,
+    });
+    (listener, bound, rx)
+}
+
+/// Echoes everything; stops reading while throttled.
+struct Echo {
+    events: Option<Sender<Ev>>,
+    pending: Option<Vec<u8>>,
+}
+
+impl Echo {
+    fn new(events: Option<Sender<Ev>>) -> Self {
+        Echo {
+            events,
+            pending: None,
+        }
+    }
+    fn tell(&self, ev: Ev) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(ev);
+        }
+    }
+}
+
+impl ConnectionHandler for Echo {
+    fn connected(&mut self, _conn: &mut Conn) {
+        self.tell(Ev::Connected);
+    }
+    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+        if let Err(e) = conn.send(data) {
+            // Only when a send already crossed the high watermark in this turn.
+            self.pending = Some(e.into_inner());
+        }
+        Flow::Continue
+    }
+    fn throttled(&mut self, conn: &mut Conn) {
+        conn.mute();
+    }
+    fn unthrottled(&mut self, conn: &mut Conn) {
+        if let Some(data) = self.pending.take() {
+            conn.send(data).expect("writeable after unthrottled");
+        }
+        conn.unmute();
+    }
+    fn closed(&mut self) {
+        self.tell(Ev::Closed);
+    }
+}
+
+/// Sends `total` pattern bytes as fast as the connection takes them, checks the echo, closes.
+struct Pumper {
+    events: Sender<Ev>,
+    total: usize,
+    chunk: usize,
+    sent: usize,
+    received: usize,
+    hash: u64,
+    /// The next token `sent` should report.
+    tokens: u64,
+}
+
+impl Pumper {
+    fn new(events: Sender<Ev>, total: usize, chunk: usize) -> Self {
+        Pumper {
+            events,
+            total,
+            chunk,
+            sent: 0,
+            received: 0,
+            hash: 0xcbf2_9ce4_8422_2325,
+            tokens: 0,
+        }
+    }
+
+    fn pump(&mut self, conn: &mut Conn) {
+        while self.sent < self.total {
+            let len = self.chunk.min(self.total - self.sent);
+            match conn.send(pattern(self.sent, len)) {
+                Ok(_) => self.sent += len,
+                Err(SendError::NotWriteable(back)) => {
+                    assert_eq!(back, pattern(self.sent, len), "refused bytes come back");
+                    let _ = self.events.send(Ev::Refused(back.len()));
+                    return;
+                }
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+    }
+}
+
+impl ConnectionHandler for Pumper {
+    fn connecting(&mut self, attempt: u32) {
+        let _ = self.events.send(Ev::Connecting(attempt));
+    }
+    fn connected(&mut self, conn: &mut Conn) {
+        let _ = self.events.send(Ev::Connected);
+        self.pump(conn);
+    }
+    fn connect_failed(&mut self, reason: ConnectError) {
+        let _ = self.events.send(Ev::ConnectFailed(reason));
+    }
+    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+        assert_eq!(data, pattern(self.received, data.len()), "echo is in order");
+        self.received += data.len();
+        fnv(&mut self.hash, &data);
+        if self.received == self.total {
+            let _ = self.events.send(Ev::Done(self.received, self.hash));
+            conn.close();
+        }
+        Flow::Continue
+    }
+    fn throttled(&mut self, _conn: &mut Conn) {
+        let _ = self.events.send(Ev::Throttled);
+    }
+    fn unthrottled(&mut self, conn: &mut Conn) {
+        let _ = self.events.send(Ev::Unthrottled);
+        self.pump(conn);
+    }
+    fn sent(&mut self, conn: &mut Conn, token: SendToken) {
+        assert_eq!(
+            token.seq(),
+            self.tokens,
+            "sent tokens come in order, each once"
+        );
+        self.tokens += 1;
+        self.pump(conn);
+    }
+    fn closed(&mut self) {
+        let _ = self.events.send(Ev::Closed);
+    }
+}
+
+#[test]
+fn echo_of_four_mebibytes_with_checksum() {
+    let (rt, auth, reactor) = setup();
+    let (listener, addr, _server_events) =
+        listen(&reactor, &auth, ListenOptions::default(), || {
+            Echo::new(None)
+        });
+    let total = 4 << 20;
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, total, 16 * 1024);
+    let connect = TcpConnectAuth::new(&auth);
+    let opts = ConnectionOptions::default();
+    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), client, opts);
+    let (got, hash) = expect(&rx, "the echo", |ev| match ev {
+        Ev::Done(n, h) => Some((n, h)),
+        Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
+        _ => None,
+    });
+    let mut want = 0xcbf2_9ce4_8422_2325;
+    fnv(&mut want, &pattern(0, total));
+    assert_eq!((got, hash), (total, want));
+    expect(&rx, "the client closed", |ev| {
+        matches!(ev, Ev::Closed).then_some(())
+    });
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+#[test]
+fn a_peer_that_does_not_read_throttles_then_everything_arrives() {
+    let (rt, auth, reactor) = setup();
+    // Well past what loopback's kernel buffers hold (a few MiB).
+    let total = 16 << 20;
+    let (tx, rx) = channel();
+    let mut make_tx = Some(tx);
+    let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), move || {
+        Pumper::new(make_tx.take().expect("one connection"), total, 64 * 1024)
+    });
+    let mut peer = std::net::TcpStream::connect(addr).unwrap();
+    expect(&rx, "throttled", |ev| {
+        matches!(ev, Ev::Throttled).then_some(())
+    });
+    expect(&rx, "a refused send", |ev| match ev {
+        Ev::Refused(n) => {
+            assert_eq!(n, 64 * 1024);
+            Some(())
+        }
+        _ => None,
+    });
+    // Now read everything; the server closes (gracefully) once it has sent it all.
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = vec![0; 256 * 1024];
+    let mut got = 0;
+    loop {
+        let n = peer.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        assert_eq!(&buf[..n], &pattern(got, n)[..]);
+        got += n;
+        if got == total {
+            // The pumper closes after its echo completes; nothing comes back here, so close.
+            break;
+        }
+    }
+    assert_eq!(got, total);
+    expect(&rx, "unthrottled", |ev| {
+        matches!(ev, Ev::Unthrottled).then_some(())
+    });
+    drop(peer);
+    expect(&rx, "the server side closed", |ev| {
+        matches!(ev, Ev::Closed).then_some(())
+    });
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+#[test]
+fn connection_refused_is_typed() {
+    let (rt, auth, reactor) = setup();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, 1, 1);
+    let connect = TcpConnectAuth::new(&auth);
+    TcpConnection::connect(
+        &reactor,
+        &connect,
+        "127.0.0.1",
+        port,
+        client,
+        Default::default(),
+    );
+    expect(&rx, "the attempt", |ev| match ev {
+        Ev::Connecting(n) => {
+            assert_eq!(n, 1);
+            Some(())
+        }
+        _ => None,
+    });
+    expect(&rx, "connect_failed", |ev| match ev {
+        Ev::ConnectFailed(e) => {
+            assert!(matches!(e, ConnectError::Refused), "{e:?}");
+            Some(())
+        }
+        Ev::Connected => panic!("connected to a closed port"),
+        _ => None,
+    });
+    finish(rt, &reactor);
+}
+
+/// Replies to `close` with `bye` then closes; to `hard` with a big reply then hard-closes.
+struct Closer {
+    events: Sender<Ev>,
+}
+
+impl ConnectionHandler for Closer {
+    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+        match &data[..] {
+            b"close" => {
+                conn.send(b"bye".to_vec()).unwrap();
+                conn.close();
+                assert!(matches!(
+                    conn.send(b"late".to_vec()),
+                    Err(SendError::NotConnected(_))
+                ));
+            }
+            b"hard" => {
+                conn.send(vec![7; 8 << 20]).unwrap();
+                conn.hard_close();
+            }
+            _ => {}
+        }
+        Flow::Continue
+    }
+    fn closed(&mut self) {
+        let _ = self.events.send(Ev::Closed);
+    }
+}
+
+#[test]
+fn close_flushes_but_hard_close_resets() {
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), move || {
+        Closer { events: tx.clone() }
+    });
+
+    let mut gentle = std::net::TcpStream::connect(addr).unwrap();
+    gentle.set_read_timeout(Some(WAIT)).unwrap();
+    gentle.write_all(b"close").unwrap();
+    let mut reply = Vec::new();
+    gentle.read_to_end(&mut reply).unwrap();
+    assert_eq!(
+        reply, b"bye",
+        "graceful close flushes, then the peer sees end of stream"
+    );
+    drop(gentle);
+    expect(&rx, "closed", |ev| matches!(ev, Ev::Closed).then_some(()));
+
+    let mut rough = std::net::TcpStream::connect(addr).unwrap();
+    rough.set_read_timeout(Some(WAIT)).unwrap();
+    rough.write_all(b"hard").unwrap();
+    expect(&rx, "closed", |ev| matches!(ev, Ev::Closed).then_some(()));
+    let mut buf = vec![0; 64 * 1024];
+    let mut got = 0;
+    let end = loop {
+        match rough.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => got += n,
+            Err(e) => break Some(e.kind()),
+        }
+    };
+    assert_eq!(
+        end,
+        Some(std::io::ErrorKind::ConnectionReset),
+        "after {got} bytes"
+    );
+    assert!(got < 8 << 20, "a hard close drops queued bytes");
+
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+#[test]
+fn listener_stops_accepting_at_its_limit_and_resumes_below_it() {
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let opts = ListenOptions {
+        max_connections: Some(2),
+        ..Default::default()
+    };
+    let (listener, addr, accepted) =
+        listen(&reactor, &auth, opts, move || Echo::new(Some(tx.clone())));
+    let mut peers: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    for _ in 0..2 {
+        expect(&rx, "connected", |ev| {
+            matches!(ev, Ev::Connected).then_some(())
+        });
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let extra: Vec<_> = accepted.try_iter().collect();
+    assert_eq!(extra.len(), 2, "only two accepted: {extra:?}");
+    // The third peer waits in the backlog; it is accepted once one ends.
+    drop(peers.remove(0));
+    expect(&rx, "one closed", |ev| {
+        matches!(ev, Ev::Closed).then_some(())
+    });
+    expect(&rx, "the third connected", |ev| {
+        matches!(ev, Ev::Connected).then_some(())
+    });
+    let last = &mut peers[1];
+    last.set_read_timeout(Some(WAIT)).unwrap();
+    last.write_all(b"ping").unwrap();
+    let mut buf = [0; 4];
+    last.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping");
+    drop(peers);
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+#[test]
+fn idle_connections_time_out() {
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let mut opts = ListenOptions::default();
+    opts.connection.idle_timeout = Some(Duration::from_millis(200));
+    let (listener, addr, _server) =
+        listen(&reactor, &auth, opts, move || Echo::new(Some(tx.clone())));
+    let start = Instant::now();
+    let mut peer = std::net::TcpStream::connect(addr).unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    expect(&rx, "closed", |ev| matches!(ev, Ev::Closed).then_some(()));
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+#[test]
+fn a_hundred_concurrent_connections() {
+    let (rt, auth, reactor) = setup();
+    let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), || {
+        Echo::new(None)
+    });
+    let (tx, rx) = channel();
+    let connect = TcpConnectAuth::new(&auth);
+    for _ in 0..100 {
+        let client = Pumper::new(tx.clone(), 1024, 1024);
+        let opts = ConnectionOptions::default();
+        TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), client, opts);
+    }
+    for i in 0..100 {
+        expect(&rx, &format!("echo {i}"), |ev| match ev {
+            Ev::Done(n, _) => {
+                assert_eq!(n, 1024);
+                Some(())
+            }
+            Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
+            _ => None,
+        });
+    }
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+#[test]
+fn bind_conflict_is_typed() {
+    let (rt, auth, reactor) = setup();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let (tx, rx) = channel();
+    let server = Server {
+        events: tx,
+        make: || Echo::new(None),
+    };
+    let opts = ListenOptions {
+        reuse_addr: false,
+        ..Default::default()
+    };
+    TcpListener::bind(&reactor, &TcpListenAuth::new(&auth), addr, server, opts);
+    let err = expect(&rx, "not_listening", |ev| match ev {
+        Ev::NotListening(e) => Some(e),
+        Ev::Listening(_) => panic!("bound a taken port"),
+        _ => None,
+    });
+    assert!(err.contains("in use"), "{err}");
+    finish(rt, &reactor);
+}
+
+/// Hands its connection's writer to the test, then ignores input.
+struct Handoff {
+    writer: Sender<rein::Recipient<Vec<u8>>>,
+    events: Sender<Ev>,
+}
+
+impl ConnectionHandler for Handoff {
+    fn connected(&mut self, conn: &mut Conn) {
+        let _ = self.writer.send(conn.writer().expect("connected"));
+    }
+    fn received(&mut self, _conn: &mut Conn, _data: Vec<u8>) -> Flow {
+        Flow::Continue
+    }
+    fn throttled(&mut self, _conn: &mut Conn) {
+        let _ = self.events.send(Ev::Throttled);
+    }
+    fn closed(&mut self) {
+        let _ = self.events.send(Ev::Closed);
+    }
+}
+
+/// Writes `total` bytes to a connection, one 64 KiB chunk per behaviour.
+struct Producer {
+    writer: rein::Recipient<Vec<u8>>,
+    sent: usize,
+    total: usize,
+    progress: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl rein::Actor for Producer {
+    type Msg = ();
+    fn handle(&mut self, ctx: &mut rein::Context<Self>, (): ()) {
+        if self.sent < self.total {
+            let len = (64 * 1024).min(self.total - self.sent);
+            self.writer
+                .send(vec![(self.sent / len) as u8; len])
+                .unwrap();
+            self.sent += len;
+            self.progress
+                .store(self.sent, std::sync::atomic::Ordering::SeqCst);
+            let _ = ctx.myself().send(());
+        }
+    }
+}
+
+#[test]
+fn actors_writing_to_a_throttled_connection_are_muted() {
+    let (rt, auth, reactor) = setup();
+    let (wtx, wrx) = channel();
+    let (etx, erx) = channel();
+    let (listener, addr, _server) =
+        listen(&reactor, &auth, ListenOptions::default(), move || Handoff {
+            writer: wtx.clone(),
+            events: etx.clone(),
+        });
+    let mut peer = std::net::TcpStream::connect(addr).unwrap();
+    let writer = wrx.recv_timeout(WAIT).unwrap();
+    let total = 64 << 20;
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    rt.spawn(Producer {
+        writer,
+        sent: 0,
+        total,
+        progress: progress.clone(),
+    })
+    .send(())
+    .unwrap();
+    expect(&erx, "throttled", |ev| {
+        matches!(ev, Ev::Throttled).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let held = progress.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(held < total, "the producer was not held back");
+    assert!(rt.metrics().mutes > 0, "the producer was muted");
+    // Read everything: the producer resumes and finishes.
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = vec![0; 256 * 1024];
+    let mut got = 0;
+    while got < total {
+        let n = peer.read(&mut buf).unwrap();
+        assert!(n > 0, "early end of stream after {got} bytes");
+        got += n;
+    }
+    assert_eq!(got, total);
+    drop(peer);
+    expect(&erx, "closed", |ev| matches!(ev, Ev::Closed).then_some(()));
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+/// Length-prefixed frames: a 4-byte big-endian length, then the body; echoes each body back
+/// reversed, yielding after every frame.
+struct Framed {
+    header: bool,
+}
+
+impl ConnectionHandler for Framed {
+    fn connected(&mut self, conn: &mut Conn) {
+        conn.expect(4);
+    }
+    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+        if self.header {
+            let len = u32::from_be_bytes(data[..].try_into().unwrap()) as usize;
+            conn.expect(len);
+            self.header = false;
+            Flow::Continue
+        } else {
+            let mut body = data;
+            body.reverse();
+            conn.send(body).unwrap();
+            conn.expect(4);
+            self.header = true;
+            Flow::Yield
+        }
+    }
+}
+
+#[test]
+fn expect_delivers_exact_frames_and_yield_resumes() {
+    let (rt, auth, reactor) = setup();
+    let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), || Framed {
+        header: true,
+    });
+    let mut peer = std::net::TcpStream::connect(addr).unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let bodies: Vec<Vec<u8>> = (1..=50u8).map(|n| (0..n).collect()).collect();
+    let mut wire = Vec::new();
+    for body in &bodies {
+        wire.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        wire.extend_from_slice(body);
+    }
+    // All frames in one write: they arrive glued together and must be split.
+    peer.write_all(&wire).unwrap();
+    let want: Vec<u8> = bodies
+        .iter()
+        .flat_map(|b| b.iter().rev().copied())
+        .collect();
+    let mut got = vec![0; want.len()];
+    peer.read_exact(&mut got).unwrap();
+    assert_eq!(got, want);
+    drop(peer);
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+/// Registers a Unix stream in `started` and reports what it reads from it.
+struct Pipe {
+    reactor: Reactor,
+    stream: Option<mio::net::UnixStream>,
+    source: Option<Registered<mio::net::UnixStream>>,
+    want: usize,
+    got: Vec<u8>,
+    done: Sender<Vec<u8>>,
+}
+
+impl rein::Actor for Pipe {
+    type Msg = Readiness;
+    fn started(&mut self, ctx: &mut rein::Context<Self>) {
+        let stream = self.stream.take().unwrap();
+        let owner = ctx.myself().recipient();
+        self.source = Some(
+            self.reactor
+                .register(stream, Interest::READABLE, owner)
+                .unwrap(),
+        );
+    }
+    fn handle(&mut self, ctx: &mut rein::Context<Self>, ready: Readiness) {
+        if !ready.readable {
+            return;
+        }
+        let Some(source) = self.source.as_mut() else {
+            return;
+        };
+        let mut buf = [0; 1024];
+        loop {
+            match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        if self.got.len() >= self.want {
+            // Dropping the registration releases the runtime.
+            self.source = None;
+            let _ = self.done.send(std::mem::take(&mut self.got));
+            ctx.stop();
+        }
+    }
+}
+
+#[test]
+fn users_can_register_their_own_sources() {
+    let (rt, _auth, reactor) = setup();
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let (tx, rx) = channel();
+    rt.spawn(Pipe {
+        reactor: reactor.clone(),
+        stream: Some(mio::net::UnixStream::from_std(ours)),
+        source: None,
+        want: 11,
+        got: Vec::new(),
+        done: tx,
+    });
+    // Registered in `started`; the kernel reports data that arrived before registration too.
+    theirs.write_all(b"hello ").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    theirs.write_all(b"world").unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), b"hello world");
+    finish(rt, &reactor);
+}
+
+/// Panics on `boom`, echoes anything else.
+struct Fragile;
+
+impl ConnectionHandler for Fragile {
+    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+        assert_ne!(data, b"boom", "handler blew up on purpose");
+        conn.send(data).unwrap();
+        Flow::Continue
+    }
+}
+
+#[test]
+fn a_panicking_handler_releases_its_socket_and_its_slot() {
+    let (rt, auth, reactor) = setup();
+    let opts = ListenOptions {
+        max_connections: Some(1),
+        ..Default::default()
+    };
+    let (listener, addr, _server) = listen(&reactor, &auth, opts, || Fragile);
+    let mut first = std::net::TcpStream::connect(addr).unwrap();
+    first.set_read_timeout(Some(WAIT)).unwrap();
+    first.write_all(b"boom").unwrap();
+    let mut rest = Vec::new();
+    let _ = first.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    // The single slot is free again.
+    let mut second = std::net::TcpStream::connect(addr).unwrap();
+    second.set_read_timeout(Some(WAIT)).unwrap();
+    second.write_all(b"ping").unwrap();
+    let mut buf = [0; 4];
+    second.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping");
+    drop((first, second));
+    listener.send(ListenerMsg::Close).unwrap();
+    let report = rt
+        .wait_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("did not end"));
+    assert!(report.quiescent);
+    assert_eq!(report.metrics.panics, 1);
+    assert_eq!(reactor.registered(), 0);
+}
+
+/// Queues far more than the kernel takes, then closes gracefully as soon as it is throttled.
+struct CloseWhenThrottled {
+    events: Sender<Ev>,
+}
+
+impl ConnectionHandler for CloseWhenThrottled {
+    fn connected(&mut self, conn: &mut Conn) {
+        conn.send(vec![1; 32 << 20]).unwrap();
+    }
+    fn received(&mut self, _conn: &mut Conn, _data: Vec<u8>) -> Flow {
+        Flow::Continue
+    }
+    fn throttled(&mut self, conn: &mut Conn) {
+        let _ = self.events.send(Ev::Throttled);
+        conn.close();
+    }
+    fn closed(&mut self) {
+        let _ = self.events.send(Ev::Closed);
+    }
+}
+
+#[test]
+fn a_graceful_close_to_a_peer_that_never_reads_ends_by_reset() {
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let mut opts = ListenOptions::default();
+    opts.connection.close_linger = Duration::from_millis(300);
+    let (listener, addr, _server) = listen(&reactor, &auth, opts, move || CloseWhenThrottled {
+        events: tx.clone(),
+    });
+    let mut peer = std::net::TcpStream::connect(addr).unwrap();
+    expect(&rx, "throttled", |ev| {
+        matches!(ev, Ev::Throttled).then_some(())
+    });
+    let start = Instant::now();
+    expect(&rx, "closed", |ev| matches!(ev, Ev::Closed).then_some(()));
+    assert!(
+        start.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        start.elapsed()
+    );
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = vec![0; 1 << 20];
+    let end = loop {
+        match peer.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(_) => {}
+            Err(e) => break Some(e.kind()),
+        }
+    };
+    assert_eq!(end, Some(std::io::ErrorKind::ConnectionReset));
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+#[test]
+fn connect_times_out_when_syns_go_unanswered() {
+    // A listener that never accepts, with its backlog full: Linux drops further SYNs, so a
+    // connect neither succeeds nor is refused.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    let full = (0..16).any(|_| {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => {
+                fillers.push(s);
+                false
+            }
+            Err(_) => true,
+        }
+    });
+    if !full {
+        eprintln!("skipped: this kernel answers SYNs beyond the backlog");
+        return;
+    }
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let opts = ConnectionOptions {
+        connect_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let client = Pumper::new(tx, 1, 1);
+    let connect = TcpConnectAuth::new(&auth);
+    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), client, opts);
+    let reason = expect(&rx, "connect_failed", |ev| match ev {
+        Ev::ConnectFailed(e) => Some(e),
+        Ev::Connected => panic!("connected to a full backlog"),
+        _ => None,
+    });
+    assert!(matches!(reason, ConnectError::TimedOut), "{reason:?}");
+    assert!(start.elapsed() >= Duration::from_millis(250));
+    finish(rt, &reactor);
+    drop((fillers, socket));
+}
+
+#[test]
+fn listens_on_ipv6_loopback_when_available() {
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let server = Server {
+        events: tx,
+        make: || Echo::new(None),
+    };
+    let addr: SocketAddr = "[::1]:0".parse().unwrap();
+    let listener = TcpListener::bind(
+        &reactor,
+        &TcpListenAuth::new(&auth),
+        addr,
+        server,
+        Default::default(),
+    );
+    let bound = expect(&rx, "a bind result", |ev| match ev {
+        Ev::Listening(a) => Some(Some(a)),
+        Ev::NotListening(e) => {
+            eprintln!("skipped: no IPv6 loopback here ({e})");
+            Some(None)
+        }
+        _ => None,
+    });
+    if let Some(bound) = bound {
+        assert!(bound.is_ipv6());
+        let mut peer = std::net::TcpStream::connect(bound).unwrap();
+        peer.set_read_timeout(Some(WAIT)).unwrap();
+        peer.write_all(b"six").unwrap();
+        let mut buf = [0; 3];
+        peer.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"six");
+        listener.send(ListenerMsg::Close).unwrap();
+    }
+    finish(rt, &reactor);
+}
+
+#[test]
+fn connects_by_name_trying_each_address_in_turn() {
+    let (rt, auth, reactor) = setup();
+    let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), || {
+        Echo::new(None)
+    });
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 0))
+        .unwrap()
+        .collect();
+    // Only 127.0.0.1 listens: any address before it (such as ::1) is refused and skipped.
+    let Some(index) = resolved.iter().position(|a| a.ip() == addr.ip()) else {
+        eprintln!("skipped: localhost does not resolve to {}", addr.ip());
+        return;
+    };
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, 4096, 1024);
+    let connect = TcpConnectAuth::new(&auth);
+    let opts = ConnectionOptions::default();
+    TcpConnection::connect(&reactor, &connect, "localhost", addr.port(), client, opts);
+    let mut attempts = 0;
+    expect(&rx, "the echo", |ev| match ev {
+        Ev::Connecting(n) => {
+            attempts = n;
+            None
+        }
+        Ev::Done(n, _) => {
+            assert_eq!(n, 4096);
+            Some(())
+        }
+        Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
+        _ => None,
+    });
+    assert_eq!(attempts as usize, index + 1);
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+#[test]
+fn a_refused_address_falls_through_to_the_next() {
+    let (rt, auth, reactor) = setup();
+    let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), || {
+        Echo::new(None)
+    });
+    let closed = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, 4096, 1024);
+    let connect = TcpConnectAuth::new(&auth);
+    let opts = ConnectionOptions::default();
+    TcpConnection::connect_addrs(&reactor, &connect, vec![closed, addr], client, opts);
+    let mut attempts = Vec::new();
+    expect(&rx, "the echo", |ev| match ev {
+        Ev::Connecting(n) => {
+            attempts.push(n);
+            None
+        }
+        Ev::Done(..) => Some(()),
+        Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
+        _ => None,
+    });
+    assert_eq!(attempts, [1, 2]);
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
