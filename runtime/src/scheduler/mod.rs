@@ -44,6 +44,10 @@ use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, AtomicU8, Atomi
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
+/// Rounds a worker looks for work before parking (each a spin-loop hint, every 16th a yield):
+/// a few microseconds.
+const SPIN_BEFORE_PARK: u32 = 64;
+
 const RUNNING: u8 = 0;
 const QUIESCENT: u8 = 1;
 const CLOSED: u8 = 2;
@@ -204,6 +208,19 @@ impl Shared {
     /// Called by a worker that found nothing to do. Returns `false` when the worker must exit.
     fn sleep(&self, worker: &Worker) -> bool {
         let index = worker.index();
+        // Before paying for a futex sleep and the waker's futex wake, look again for a few
+        // microseconds: a producer outside the runtime, or an actor on another worker, is often
+        // about to hand over more work. Bounded, so an idle runtime still goes quiet at once.
+        for round in 0..SPIN_BEFORE_PARK {
+            if self.has_stealable_work() || !self.is_open() {
+                return true;
+            }
+            if round % 16 == 15 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
         worker.publish();
         {
             let mut sleepers = self.sleepers.lock();
