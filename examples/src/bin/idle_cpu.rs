@@ -56,9 +56,14 @@ fn main() {
     std::thread::sleep(Duration::from_secs(args.seconds));
     let used = (cpu_ticks() - before) as f64 / ticks_per_sec;
     let share = used / started.elapsed().as_secs_f64() * 100.0;
-    println!("idle CPU: {share:.2} % of one core over {} s ({used:.2} s of CPU)", args.seconds);
+    println!(
+        "idle CPU: {share:.2} % of one core over {} s ({used:.2} s of CPU)",
+        args.seconds
+    );
     if share >= 1.0 {
-        fail(format_args!("an idle runtime used {share:.2} % of a core (target < 1 %)"));
+        fail(format_args!(
+            "an idle runtime used {share:.2} % of a core (target < 1 %)"
+        ));
     }
     drop(actors);
     rt.shutdown();

@@ -277,12 +277,12 @@ fn monitor(
                 mute_off += 1;
             }
             println!(
-                "{} server: connection {} (consumer backlog high)",
+                "{} server: connection {}",
                 stamp(start),
                 if muted {
-                    "muted: stops reading"
+                    "muted (consumer overloaded): stops reading"
                 } else {
-                    "unmuted: reads again"
+                    "unmuted (consumer drained): reads again"
                 }
             );
         }
