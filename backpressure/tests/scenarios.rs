@@ -542,3 +542,77 @@ fn a_stopped_pressured_actor_releases_its_senders() {
     assert_eq!(report.metrics.muted_actors, 0);
     assert_eq!(report.metrics.messages(), 2 + 5 + sent.load(SeqCst));
 }
+
+/// Sets its own small watermarks and records its largest backlog.
+struct SmallMailbox {
+    max_backlog: Arc<AtomicUsize>,
+    received: Arc<AtomicU64>,
+}
+
+impl Actor for SmallMailbox {
+    type Msg = u64;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_watermarks(2, 8).unwrap();
+    }
+    fn handle(&mut self, ctx: &mut Context<Self>, _: u64) {
+        self.max_backlog.fetch_max(ctx.backlog(), SeqCst);
+        for i in 0..300u32 {
+            std::hint::black_box(i);
+        }
+        self.received.fetch_add(1, SeqCst);
+    }
+}
+
+struct SmallProducer {
+    to: ActorRef<SmallMailbox>,
+    rounds: u64,
+}
+
+impl Actor for SmallProducer {
+    type Msg = ();
+    fn handle(&mut self, ctx: &mut Context<Self>, _: ()) {
+        self.to.send(self.rounds).unwrap();
+        self.rounds -= 1;
+        if self.rounds > 0 {
+            ctx.myself().send(()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_actor_with_its_own_watermarks_is_bounded_by_them() {
+    // The runtime's watermarks are large; the receiver's own (2, 8) must be what holds.
+    let rt = Runtime::builder()
+        .threads(2)
+        .watermarks(1000, 4000)
+        .build()
+        .unwrap();
+    let max_backlog = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let sink = rt.spawn(SmallMailbox {
+        max_backlog: max_backlog.clone(),
+        received: received.clone(),
+    });
+    // Let `started` set the watermarks before anyone sends.
+    while sink.backlog() > 0 {
+        std::thread::yield_now();
+    }
+    let producers = 3u64;
+    for _ in 0..producers {
+        rt.spawn(SmallProducer {
+            to: sink.clone(),
+            rounds: 500,
+        })
+        .send(())
+        .unwrap();
+    }
+    let report = wait(rt);
+    assert_eq!(received.load(SeqCst), producers * 500);
+    let bound = 8 + 2 * producers as usize;
+    assert!(
+        max_backlog.load(SeqCst) <= bound,
+        "backlog {} over {bound}",
+        max_backlog.load(SeqCst)
+    );
+    assert!(report.metrics.mutes > 0);
+}

@@ -111,6 +111,12 @@ pub struct ConnectionOptions {
     /// A graceful close must finish (queue flushed, peer's end of stream seen) within this long,
     /// or the connection is reset (default 5 s).
     pub close_linger: Duration,
+    /// The connection actor's own mailbox watermarks, in messages (default `Some((4, 16))`):
+    /// actors writing to it are muted once 16 messages wait, so writes queued in the mailbox are
+    /// bounded too, not only the bytes in the write queue. `None` uses the runtime's (default
+    /// 1024 messages, i.e. up to 1024 buffers). Invalid values (`low >= high`) also fall back
+    /// to the runtime's.
+    pub mailbox_watermarks: Option<(usize, usize)>,
 }
 
 impl Default for ConnectionOptions {
@@ -123,6 +129,7 @@ impl Default for ConnectionOptions {
             idle_timeout: None,
             connect_timeout: Duration::from_secs(10),
             close_linger: Duration::from_secs(5),
+            mailbox_watermarks: Some((4, 16)),
         }
     }
 }
@@ -598,6 +605,10 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
     type Msg = ConnMsg;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some((low, high)) = self.opts.mailbox_watermarks {
+            // Invalid values keep the runtime's watermarks, as documented on the option.
+            let _ = ctx.set_watermarks(low, high);
+        }
         match &mut self.origin {
             Origin::Accepted(stream) => {
                 let stream = stream.take().expect("accepted stream");

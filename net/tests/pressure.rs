@@ -359,9 +359,13 @@ fn a_slow_consumer_mutes_a_producer_on_another_runtime_through_tcp() {
         max_queued <= queue_bound,
         "client queue {max_queued} B above {queue_bound} B"
     );
-    // The static form: the Writes waiting in the mailbox are bounded by the client runtime's
-    // own backlog bound, high + 2·P·K with P = 1 producer sending K = 1 Write per behaviour.
-    let static_bound = CONN_HIGH - 1 + WRITE * (2 + rein::DEFAULT_HIGH_WATERMARK + 2);
+    // The static form: the connection's own mailbox watermarks (ConnectionOptions default
+    // (4, 16) messages) bound the Writes waiting in its mailbox at high + 2·P·K = 16 + 2 with
+    // P = 1 producer sending K = 1 Write per behaviour.
+    let (_, mailbox_high) = ConnectionOptions::default()
+        .mailbox_watermarks
+        .expect("default mailbox watermarks");
+    let static_bound = CONN_HIGH - 1 + WRITE * (2 + mailbox_high + 2);
     assert!(
         max_queued <= static_bound,
         "client queue {max_queued} B above {static_bound} B"

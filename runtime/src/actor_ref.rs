@@ -77,7 +77,7 @@ impl<A: Actor> ActorRef<A> {
         let header = self.header();
         crate::mute::is_blocking(header.word.load())
             || (header.shared.config.backpressure
-                && self.cell.backlog() >= header.shared.config.high_watermark)
+                && self.cell.backlog() >= header.watermarks(header.word.load()).1)
     }
 
     /// A pressure-aware send for threads outside the runtime, which cannot be muted: fails fast

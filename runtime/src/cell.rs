@@ -17,8 +17,9 @@ use parking_lot::Mutex;
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::AtomicPtr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
+use std::sync::atomic::{AtomicPtr, AtomicUsize};
 use std::sync::Arc;
 
 /// An actor as the scheduler sees it. Holding one in a run queue is holding its activation.
@@ -43,10 +44,19 @@ pub(crate) struct Header {
     pub(crate) slot: Slot,
     /// Rarely used (muting, monitors), so allocated on first use: a null pointer costs an idle
     /// actor 8 bytes instead of a lock and a box.
-    extras: AtomicPtr<Mutex<Extras>>,
+    extras: AtomicPtr<ExtrasCell>,
 }
 
 type MonitorFn = Box<dyn FnOnce(&ActorDown) + Send>;
+
+/// The lazily allocated part of a header: per-actor watermarks (read without the lock, once
+/// `OWN_WATERMARKS` is seen) and everything behind the lock.
+#[derive(Default)]
+struct ExtrasCell {
+    low: AtomicUsize,
+    high: AtomicUsize,
+    locked: Mutex<Extras>,
+}
 
 #[derive(Default)]
 struct Extras {
@@ -62,6 +72,11 @@ struct Extras {
 
 impl Header {
     fn with_extras<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> R {
+        let mut guard = self.extras_cell().locked.lock();
+        f(&mut guard)
+    }
+
+    fn extras_cell(&self) -> &ExtrasCell {
         let mut ptr = self.extras.load(Acquire);
         if ptr.is_null() {
             let fresh = Box::into_raw(Box::default());
@@ -80,9 +95,31 @@ impl Header {
         }
         // SAFETY: once set, the pointer stays valid until the header is dropped (`Drop` below),
         // which cannot happen while `&self` is borrowed.
-        let extras = unsafe { &*ptr };
-        let mut guard = extras.lock();
-        f(&mut guard)
+        unsafe { &*ptr }
+    }
+
+    /// This actor's `(low, high)` backlog watermarks: its own if it set them, else the
+    /// runtime's. `word` is a state word read with at least Acquire.
+    #[inline]
+    pub(crate) fn watermarks(&self, word: u64) -> (usize, usize) {
+        if word & mute::OWN_WATERMARKS == 0 {
+            return (
+                self.shared.config.low_watermark,
+                self.shared.config.high_watermark,
+            );
+        }
+        let cell = self.extras_cell();
+        // Relaxed: the values were stored before the flag was set (Release RMW), and the caller
+        // read the flag with Acquire.
+        (cell.low.load(Relaxed), cell.high.load(Relaxed))
+    }
+
+    /// Gives this actor its own watermarks. Values are validated by the caller.
+    pub(crate) fn set_watermarks(&self, low: usize, high: usize) {
+        let cell = self.extras_cell();
+        cell.low.store(low, Relaxed);
+        cell.high.store(high, Relaxed);
+        self.word.set(mute::OWN_WATERMARKS);
     }
 
     #[inline]
@@ -111,15 +148,14 @@ impl Header {
                 return;
             }
             let backlog = before + 1;
-            let over = backlog >= shared.config.high_watermark;
+            let (low, high) = self.watermarks(word);
+            let over = backlog >= high;
             if over && word & mute::OVERLOADED == 0 && self.word.set(mute::OVERLOADED) {
                 shared.counters.overloads.inc();
                 // The receiver may have drained to idle between our push and this set, having
                 // read its word without the flag: then no turn of its would ever clear it.
                 // Check after the set (SeqCst, see `MuteWord::set`) and recover it ourselves.
-                if read_backlog() <= shared.config.low_watermark
-                    && self.recover_if_drained(&read_backlog, worker)
-                {
+                if read_backlog() <= low && self.recover_if_drained(&read_backlog, worker) {
                     shared.counters.recoveries.inc();
                 }
             }
@@ -167,7 +203,7 @@ impl Header {
         backlog: impl Fn() -> usize,
         worker: Option<&Worker>,
     ) -> bool {
-        let low = self.shared.config.low_watermark;
+        let (low, _) = self.watermarks(self.word.load());
         let cleared =
             self.with_extras(|_| (backlog() <= low).then(|| self.word.clear(mute::OVERLOADED)));
         match cleared.flatten() {
@@ -500,7 +536,7 @@ impl<A: Actor> Runnable for Cell<A> {
         // SeqCst after the SeqCst retire: see `MuteWord::set`.
         let word = self.header.word.load_seqcst();
         if word & mute::OVERLOADED != 0
-            && left <= shared.config.low_watermark
+            && left <= self.header.watermarks(word).0
             && self
                 .header
                 .recover_if_drained(|| self.mailbox.backlog(), Some(worker))

@@ -3,8 +3,8 @@
 use crate::cell::Cell;
 use crate::monitor::ActorDown;
 use crate::scheduler::Worker;
-use crate::Timer;
 use crate::{Actor, ActorId, ActorRef, RuntimeHandle};
+use crate::{BuildError, Timer};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,6 +120,35 @@ impl<'a, A: Actor> Context<'a, A> {
         shared
             .timers
             .add(delay, period, keep_alive.then_some(shared), fire)
+    }
+
+    /// Gives this actor its own backlog watermarks instead of the runtime's (see
+    /// [`Builder::watermarks`](crate::Builder::watermarks)): an actor whose messages are large
+    /// (buffers, frames) can count itself overloaded after fewer of them. Requires
+    /// `0 <= low < high`.
+    ///
+    /// ```
+    /// use rein::{Actor, Context};
+    /// struct Writer;
+    /// impl Actor for Writer {
+    ///     type Msg = Vec<u8>;
+    ///     fn started(&mut self, ctx: &mut Context<Self>) {
+    ///         // Senders are muted once 16 buffers are waiting, resumed at 4.
+    ///         ctx.set_watermarks(4, 16).unwrap();
+    ///         assert!(ctx.set_watermarks(4, 4).is_err());
+    ///     }
+    ///     fn handle(&mut self, _: &mut Context<Self>, _buf: Vec<u8>) {}
+    /// }
+    /// # let rt = rein::Runtime::new().unwrap();
+    /// # rt.spawn(Writer);
+    /// # rt.wait();
+    /// ```
+    pub fn set_watermarks(&self, low: usize, high: usize) -> Result<(), BuildError> {
+        if high == 0 || low >= high {
+            return Err(BuildError::Watermarks { low, high });
+        }
+        crate::cell::Runnable::header(&**self.cell).set_watermarks(low, high);
+        Ok(())
     }
 
     /// This actor's backlog: messages queued for it and not yet handled (including the one

@@ -8,6 +8,7 @@
 //! | `OVERLOADED` | its backlog crossed the high watermark and has not fallen to the low one |
 //! | `PRESSURED` | it applied backpressure (`rein-backpressure`) and has not released it |
 //! | `PARKED` | it is muted and not scheduled until every receiver it waits on recovers |
+//! | `OWN_WATERMARKS` | it set its own backlog watermarks (never cleared; not blocking) |
 //! | `count << 8` | on how many receivers it is currently muted |
 //!
 //! An actor is *blocking* (senders to it get muted) while any of `OVERLOADED`, `PRESSURED`,
@@ -36,6 +37,8 @@ pub(crate) const STOPPED: u64 = 1;
 pub(crate) const OVERLOADED: u64 = 1 << 1;
 pub(crate) const PRESSURED: u64 = 1 << 2;
 pub(crate) const PARKED: u64 = 1 << 3;
+/// The actor has its own backlog watermarks (in its extras) instead of the runtime's.
+pub(crate) const OWN_WATERMARKS: u64 = 1 << 4;
 const BLOCKING: u64 = OVERLOADED | PRESSURED | PARKED;
 const MUTE_ONE: u64 = 1 << 8;
 const FLAGS: u64 = MUTE_ONE - 1;
