@@ -19,7 +19,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
-use std::sync::atomic::{AtomicPtr, AtomicUsize};
+use std::sync::atomic::{AtomicPtr, AtomicU64};
 use std::sync::Arc;
 
 /// An actor as the scheduler sees it. Holding one in a run queue is holding its activation.
@@ -53,8 +53,8 @@ type MonitorFn = Box<dyn FnOnce(&ActorDown) + Send>;
 /// `OWN_WATERMARKS` is seen) and everything behind the lock.
 #[derive(Default)]
 struct ExtrasCell {
-    low: AtomicUsize,
-    high: AtomicUsize,
+    /// `high << 32 | low`: one word, so a reader never pairs an old `low` with a new `high`.
+    watermarks: AtomicU64,
     locked: Mutex<Extras>,
 }
 
@@ -108,17 +108,19 @@ impl Header {
                 self.shared.config.high_watermark,
             );
         }
-        let cell = self.extras_cell();
-        // Relaxed: the values were stored before the flag was set (Release RMW), and the caller
-        // read the flag with Acquire.
-        (cell.low.load(Relaxed), cell.high.load(Relaxed))
+        // Relaxed: the first value was stored before the flag was set (a SeqCst RMW), and the
+        // caller read the flag with Acquire; later values replace the pair at once.
+        let packed = self.extras_cell().watermarks.load(Relaxed);
+        (
+            (packed & u64::from(u32::MAX)) as usize,
+            (packed >> 32) as usize,
+        )
     }
 
-    /// Gives this actor its own watermarks. Values are validated by the caller.
-    pub(crate) fn set_watermarks(&self, low: usize, high: usize) {
-        let cell = self.extras_cell();
-        cell.low.store(low, Relaxed);
-        cell.high.store(high, Relaxed);
+    /// Gives this actor its own watermarks. Validated by the caller (`low < high <= u32::MAX`).
+    pub(crate) fn set_watermarks(&self, low: u32, high: u32) {
+        let packed = (u64::from(high) << 32) | u64::from(low);
+        self.extras_cell().watermarks.store(packed, Relaxed);
         self.word.set(mute::OWN_WATERMARKS);
     }
 

@@ -125,7 +125,7 @@ impl<'a, A: Actor> Context<'a, A> {
     /// Gives this actor its own backlog watermarks instead of the runtime's (see
     /// [`Builder::watermarks`](crate::Builder::watermarks)): an actor whose messages are large
     /// (buffers, frames) can count itself overloaded after fewer of them. Requires
-    /// `0 <= low < high`.
+    /// `0 <= low < high <= u32::MAX`.
     ///
     /// ```
     /// use rein::{Actor, Context};
@@ -144,11 +144,13 @@ impl<'a, A: Actor> Context<'a, A> {
     /// # rt.wait();
     /// ```
     pub fn set_watermarks(&self, low: usize, high: usize) -> Result<(), BuildError> {
-        if high == 0 || low >= high {
-            return Err(BuildError::Watermarks { low, high });
+        match (u32::try_from(low), u32::try_from(high)) {
+            (Ok(l), Ok(h)) if l < h => {
+                crate::cell::Runnable::header(&**self.cell).set_watermarks(l, h);
+                Ok(())
+            }
+            _ => Err(BuildError::Watermarks { low, high }),
         }
-        crate::cell::Runnable::header(&**self.cell).set_watermarks(low, high);
-        Ok(())
     }
 
     /// This actor's backlog: messages queued for it and not yet handled (including the one

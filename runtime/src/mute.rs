@@ -292,6 +292,47 @@ mod loom_mute {
     }
 
     #[test]
+    fn a_sender_that_becomes_overloaded_while_muting_still_resumes_exactly_once() {
+        // S registers on R and tries to park while another thread overloads S (a push crossing
+        // its high watermark) and R recovers. An overloaded S must not stay parked: either its
+        // own turn carries on, or R's unmute resumes it; never both, never neither.
+        loom::model(|| {
+            let r = Arc::new(Receiver {
+                word: MuteWord::new(),
+                muted: Mutex::new(Vec::new()),
+            });
+            r.word.set(OVERLOADED);
+            let s = Arc::new(Sender {
+                word: MuteWord::new(),
+                resumed: AtomicUsize::new(0),
+            });
+            let r2 = r.clone();
+            let recover = loom::thread::spawn(move || unblock(&r2));
+            let s2 = s.clone();
+            let overload = loom::thread::spawn(move || {
+                s2.word.set(OVERLOADED);
+            });
+            let registered = {
+                let mut list = r.muted.lock().unwrap();
+                if is_blocking(r.word.load()) {
+                    s.word.add_mute();
+                    list.push(s.clone());
+                    true
+                } else {
+                    false
+                }
+            };
+            if !(registered && s.word.try_park()) {
+                s.resumed.fetch_add(1, SeqCst);
+            }
+            recover.join().unwrap();
+            overload.join().unwrap();
+            assert_eq!(s.resumed.load(SeqCst), 1);
+            assert_eq!(s.word.load() & PARKED, 0, "left parked");
+        });
+    }
+
+    #[test]
     fn two_receivers_recovering_resume_the_sender_once() {
         loom::model(|| {
             let rs: Vec<_> = (0..2)

@@ -30,8 +30,15 @@ where
     if !crate::cell::Runnable::header(cell).is_open() {
         return Err(msg);
     }
-    // A stop racing in after the check: the message is dropped and counted by the stop.
-    let _ = cell.send(A::Msg::from(msg), || task.clone());
+    // A stop racing in after the check refuses the converted message, which cannot be turned
+    // back into an `M`: count it as dropped, like the messages a stop finds queued.
+    if cell.send(A::Msg::from(msg), || task.clone()).is_err() {
+        crate::cell::Runnable::header(cell)
+            .shared
+            .counters
+            .dropped
+            .inc();
+    }
     Ok(())
 }
 

@@ -1,0 +1,1174 @@
+//! Seeded stress tests: random actor graphs, fan-in under backpressure, heavy muting.
+//!
+//! Every case is derived from one 64-bit seed: the graph, the runtime configuration (threads,
+//! batch, watermarks) and the traffic. Each message carries `(sender id, per-sender sequence
+//! number, hops left)`; every actor logs what it receives and how many messages it sent, and
+//! after quiescence [`check`] verifies that every message sent was received exactly once, that
+//! each (sender → receiver) pair saw strictly increasing sequence numbers, and that the runtime
+//! neither dropped nor stranded anything.
+//!
+//! * `REIN_STRESS_SEED=<n or 0xhex>` runs exactly that seed in every test.
+//! * `REIN_STRESS_CASES=<n>` sets how many random seeds each test runs (default 8).
+//! * `REIN_REPRO_SECS=<n>` sets how long the probabilistic regression test at the end keeps
+//!   trying (default 2).
+//!
+//! Every wait is bounded by `common::LIMIT` (30 s); a hang fails with the seed, the metrics and
+//! the mute snapshot (who is muted on whom, and any cycle of mutually muted actors).
+//!
+//! Scheduling is not deterministic, so a seed reproduces the *shape* of a case (graph,
+//! configuration, traffic), not its interleaving: rerun a failing seed a few times. Every
+//! failure message starts with the seed and the configuration.
+
+mod common;
+
+use rein::{Actor, ActorRef, Context, Report, Runtime};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const DEFAULT_CASES: usize = 8;
+
+// ---------------------------------------------------------------------------------------------
+// Seeds and randomness
+// ---------------------------------------------------------------------------------------------
+
+/// SplitMix64: tiny, fast, and good enough to pick graphs and configurations.
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`; the modulo bias is irrelevant here).
+    fn below(&mut self, n: usize) -> usize {
+        assert!(n > 0);
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// True with probability `percent / 100`.
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+
+    /// An independent generator for a sub-task (a feeder thread, an actor).
+    fn fork(&mut self) -> Rng {
+        Rng::new(self.next_u64())
+    }
+}
+
+fn parse_seed(s: &str) -> u64 {
+    let s = s.trim();
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.unwrap_or_else(|_| panic!("REIN_STRESS_SEED={s:?} is not a decimal or 0x-hex u64"))
+}
+
+/// The seeds one test runs: the forced one, or `REIN_STRESS_CASES` fresh ones.
+fn seeds(salt: u64) -> Vec<u64> {
+    if let Ok(s) = std::env::var("REIN_STRESS_SEED") {
+        return vec![parse_seed(&s)];
+    }
+    let cases = match std::env::var("REIN_STRESS_CASES") {
+        Ok(c) => c
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("REIN_STRESS_CASES={c:?} is not a number")),
+        Err(_) => DEFAULT_CASES,
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut rng = Rng::new(now ^ salt.wrapping_mul(0xA24B_AED4_963E_E407));
+    (0..cases).map(|_| rng.next_u64()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logs and the checker
+// ---------------------------------------------------------------------------------------------
+
+/// What one sender/receiver did: the messages it received, in order, and how many it sent.
+/// Sequence numbers of a sender are `0..sent`.
+#[derive(Debug, Clone, Default)]
+struct Log {
+    id: u32,
+    received: Vec<(u32, u64)>,
+    sent: u64,
+}
+
+/// Verifies a run's logs (one per sender/receiver). Returns the number of messages on success.
+///
+/// * every `(sender, seq)` received was sent (`seq < sent`) and was received exactly once, at
+///   one receiver;
+/// * every message sent was received (nothing lost);
+/// * for each (sender → receiver) pair, sequence numbers arrive strictly increasing (per-sender
+///   FIFO; senders number all their messages with one counter, so gaps are normal).
+fn check(logs: &[Log]) -> Result<u64, String> {
+    let mut sent: HashMap<u32, u64> = HashMap::new();
+    for log in logs {
+        if sent.insert(log.id, log.sent).is_some() {
+            return Err(format!("two logs for actor {}", log.id));
+        }
+    }
+    let total_sent: u64 = sent.values().sum();
+    let mut seen: HashSet<(u32, u64)> = HashSet::with_capacity(total_sent as usize);
+    for log in logs {
+        let mut last: HashMap<u32, u64> = HashMap::new();
+        for (i, &(from, seq)) in log.received.iter().enumerate() {
+            match sent.get(&from) {
+                None => {
+                    return Err(format!(
+                        "receiver {} got ({from}, {seq}) from unknown sender {from}",
+                        log.id
+                    ))
+                }
+                Some(&n) if seq >= n => {
+                    return Err(format!(
+                        "receiver {} got ({from}, {seq}) but sender {from} sent only {n}",
+                        log.id
+                    ))
+                }
+                Some(_) => {}
+            }
+            if let Some(&prev) = last.get(&from) {
+                if seq == prev {
+                    return Err(format!(
+                        "receiver {} got a duplicate ({from}, {seq}) at position {i}",
+                        log.id
+                    ));
+                }
+                if seq < prev {
+                    return Err(format!(
+                        "receiver {} got sender {from} out of order: {seq} after {prev} \
+                         (position {i})",
+                        log.id
+                    ));
+                }
+            }
+            last.insert(from, seq);
+            if !seen.insert((from, seq)) {
+                return Err(format!(
+                    "duplicate ({from}, {seq}): delivered to receiver {} and to another",
+                    log.id
+                ));
+            }
+        }
+    }
+    if seen.len() as u64 != total_sent {
+        let mut missing: Vec<(u32, u64)> = sent
+            .iter()
+            .flat_map(|(&s, &n)| (0..n).map(move |q| (s, q)))
+            .filter(|m| !seen.contains(m))
+            .take(5)
+            .collect();
+        missing.sort_unstable();
+        return Err(format!(
+            "lost messages: {total_sent} sent, {} received; e.g. {missing:?}",
+            seen.len()
+        ));
+    }
+    Ok(total_sent)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared case state and common assertions
+// ---------------------------------------------------------------------------------------------
+
+/// The message every stress actor handles.
+#[derive(Debug)]
+struct Hop {
+    from: u32,
+    seq: u64,
+    hops: u32,
+}
+
+/// Per-case state shared by the test thread, the feeders and every actor.
+#[derive(Default)]
+struct Case {
+    /// Logs, pushed by each actor's `Drop` and each feeder when done.
+    logs: Mutex<Vec<Log>>,
+    /// Sends actors may still make (feeders do not draw from it): bounds the traffic.
+    budget: AtomicI64,
+    /// Actors that may still be spawned mid-run.
+    spawn_budget: AtomicI64,
+    next_id: AtomicU32,
+    /// Actors (initial and spawned) and feeders: how many logs to expect.
+    participants: AtomicU64,
+    /// Sends that returned an error (there must be none before quiescence).
+    failed_sends: AtomicU64,
+    /// The initial graph's nodes, set before any message is sent.
+    directory: OnceLock<Vec<ActorRef<Node>>>,
+}
+
+impl Case {
+    fn new(budget: i64, spawn_budget: i64) -> Arc<Case> {
+        Arc::new(Case {
+            budget: AtomicI64::new(budget),
+            spawn_budget: AtomicI64::new(spawn_budget),
+            ..Default::default()
+        })
+    }
+
+    fn new_id(&self) -> u32 {
+        self.participants.fetch_add(1, Relaxed);
+        self.next_id.fetch_add(1, Relaxed)
+    }
+
+    fn take_budget(&self) -> bool {
+        self.budget.fetch_sub(1, Relaxed) > 0
+    }
+
+    fn push_log(&self, log: Log) {
+        // A poisoned lock means some test thread already failed; keep the log anyway.
+        self.logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(log);
+    }
+}
+
+/// Where a sender's numbering lives: `send` assigns `seq` and advances it only on success.
+struct Outbox {
+    id: u32,
+    seq: u64,
+}
+
+impl Outbox {
+    fn send<A: Actor<Msg = Hop>>(&mut self, case: &Case, to: &ActorRef<A>, hops: u32) {
+        let msg = Hop {
+            from: self.id,
+            seq: self.seq,
+            hops,
+        };
+        match to.send(msg) {
+            Ok(()) => self.seq += 1,
+            Err(_) => {
+                case.failed_sends.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+/// Describes a case in every failure message.
+struct Tag {
+    seed: u64,
+    desc: String,
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "seed {:#018x} [{}]", self.seed, self.desc)
+    }
+}
+
+/// Like `common::wait` (bounded by `limit`, normally [`common::LIMIT`]), but a failure names
+/// the seed and shows who is muted on whom, read before the runtime is torn down (a shutdown
+/// clears every flag), with any cycle of actors muted on each other.
+fn wait(rt: Runtime, tag: &Tag, limit: Duration) -> Report {
+    match rt.wait_timeout(limit) {
+        Ok(report) => report,
+        Err(rt) => {
+            let snapshot = rt.mute_snapshot();
+            let metrics = rt.metrics();
+            drop(rt);
+            panic!(
+                "{tag}: no quiescence within {limit:?}; mute cycles {:?}; {snapshot:?}; \
+                 {metrics:?}",
+                mute_cycles(&snapshot)
+            )
+        }
+    }
+}
+
+/// Figures kept across the cases of one test, to check that the stress did stress.
+#[derive(Debug, Default)]
+struct Totals {
+    messages: u64,
+    mutes: u64,
+    overloads: u64,
+}
+
+/// Everything that must hold once a case has reached quiescence.
+fn verify(tag: &Tag, case: &Case, report: &Report, backpressure: bool, totals: &mut Totals) {
+    let m = &report.metrics;
+    assert!(report.quiescent, "{tag}: ended without quiescence: {m:?}");
+    assert_eq!(report.worker_panics, 0, "{tag}: worker threads panicked");
+    assert_eq!(m.panics, 0, "{tag}: a behaviour panicked: {m:?}");
+    assert_eq!(report.undelivered, 0, "{tag}: undelivered messages: {m:?}");
+    assert_eq!(m.dropped_messages, 0, "{tag}: dropped messages: {m:?}");
+    assert_eq!(m.scheduled_actors, 0, "{tag}: activations left: {m:?}");
+    assert_eq!(
+        case.failed_sends.load(Relaxed),
+        0,
+        "{tag}: sends failed before quiescence"
+    );
+    assert_eq!(
+        m.mutes, m.unmutes,
+        "{tag}: some mute was never undone: {m:?}"
+    );
+    assert_eq!(m.muted_actors, 0, "{tag}: an actor is still parked: {m:?}");
+    if !backpressure {
+        assert_eq!(
+            m.mutes + m.overloads,
+            0,
+            "{tag}: muting without backpressure"
+        );
+    }
+    let logs = std::mem::take(&mut *case.logs.lock().unwrap());
+    assert_eq!(
+        logs.len() as u64,
+        case.participants.load(Relaxed),
+        "{tag}: some actor's state was never dropped (or dropped twice)"
+    );
+    let total = check(&logs).unwrap_or_else(|e| panic!("{tag}: {e}"));
+    assert_eq!(
+        m.messages(),
+        total,
+        "{tag}: the runtime handled {} messages, the actors logged {total}",
+        m.messages()
+    );
+    eprintln!(
+        "  ok: {total} messages, {} spawned, {} overloads, {} mutes, {} steals",
+        m.spawned,
+        m.overloads,
+        m.mutes,
+        m.workers.iter().map(|w| w.steals).sum::<u64>()
+    );
+    totals.messages += total;
+    totals.mutes += m.mutes;
+    totals.overloads += m.overloads;
+}
+
+/// Starts a runtime for a case.
+fn build(threads: usize, batch: usize, watermarks: Option<(usize, usize)>, bp: bool) -> Runtime {
+    let mut b = Runtime::builder()
+        .threads(threads)
+        .batch(batch)
+        .backpressure(bp)
+        .thread_name("rein-stress");
+    if let Some((low, high)) = watermarks {
+        b = b.watermarks(low, high);
+    }
+    b.build().expect("runtime")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random graphs
+// ---------------------------------------------------------------------------------------------
+
+/// A node of a random graph: logs what it receives and forwards along random edges.
+struct Node {
+    case: Arc<Case>,
+    out: Outbox,
+    rng: Rng,
+    /// Indices into the directory, resolved on the first message.
+    initial_edges: Vec<usize>,
+    edges: Vec<ActorRef<Node>>,
+    received: Vec<(u32, u64)>,
+    /// Messages this node originates itself (not in reply to anything): on its first message
+    /// for initial nodes, in `started` for spawned ones.
+    originate: usize,
+    /// Spawned nodes: whether to add a self-edge once started.
+    self_edge: bool,
+}
+
+impl Node {
+    fn new(case: Arc<Case>, id: u32, rng: Rng, originate: usize) -> Node {
+        Node {
+            case,
+            out: Outbox { id, seq: 0 },
+            rng,
+            initial_edges: Vec::new(),
+            edges: Vec::new(),
+            received: Vec::new(),
+            originate,
+            self_edge: false,
+        }
+    }
+
+    fn forward(&mut self, hops: u32) {
+        if self.edges.is_empty() || !self.case.take_budget() {
+            return;
+        }
+        let to = self.edges[self.rng.below(self.edges.len())].clone();
+        self.out.send(&self.case, &to, hops);
+    }
+
+    fn originate_all(&mut self) {
+        for _ in 0..std::mem::take(&mut self.originate) {
+            let hops = self.rng.range(1, 12) as u32;
+            self.forward(hops);
+        }
+    }
+}
+
+impl Actor for Node {
+    type Msg = Hop;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.self_edge {
+            self.edges.push(ctx.myself());
+        }
+        // Spawned nodes have their edges already and start sending at once.
+        if !self.edges.is_empty() {
+            self.originate_all();
+        }
+    }
+
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: Hop) {
+        self.received.push((msg.from, msg.seq));
+        if !self.initial_edges.is_empty() {
+            let directory = self
+                .case
+                .directory
+                .get()
+                .expect("directory set before sends");
+            for i in std::mem::take(&mut self.initial_edges) {
+                self.edges.push(directory[i].clone());
+            }
+        }
+        self.originate_all();
+        if self.rng.chance(2) && self.case.spawn_budget.fetch_sub(1, Relaxed) > 0 {
+            let id = self.case.new_id();
+            let mut child = Node::new(self.case.clone(), id, self.rng.fork(), self.rng.range(0, 4));
+            for _ in 0..self.rng.range(0, 3) {
+                if !self.edges.is_empty() {
+                    child
+                        .edges
+                        .push(self.edges[self.rng.below(self.edges.len())].clone());
+                }
+            }
+            child.edges.push(ctx.myself());
+            child.self_edge = self.rng.chance(30);
+            let child = ctx.spawn(child);
+            self.edges.push(child);
+        }
+        if msg.hops > 0 {
+            let k = self.rng.range(0, (msg.hops as usize).min(3));
+            for _ in 0..k {
+                self.forward(msg.hops - 1);
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.case.push_log(Log {
+            id: self.out.id,
+            received: std::mem::take(&mut self.received),
+            sent: self.out.seq,
+        });
+    }
+}
+
+/// Runs one random-graph case. `small_watermarks` forces `.watermarks(4, 16)`.
+fn random_graph_case(seed: u64, small_watermarks: bool, limit: Duration, totals: &mut Totals) {
+    let mut rng = Rng::new(seed);
+    let threads = rng.pick(&[1, 2, 4]);
+    let batch = rng.range(1, 200);
+    let n = rng.range(2, 40);
+    let feeders = rng.range(1, 4);
+    let per_feeder = rng.range(10, 200);
+    let budget = rng.range(2_000, 25_000) as i64;
+    let spawn_budget = rng.range(0, 20) as i64;
+    let backpressure = small_watermarks || !rng.chance(20);
+    let watermarks = if small_watermarks {
+        Some((4, 16))
+    } else {
+        match rng.below(3) {
+            0 => None,
+            1 => Some((4, 16)),
+            _ => {
+                let high = rng.range(1, 64);
+                Some((rng.below(high), high))
+            }
+        }
+    };
+    let tag = Tag {
+        seed,
+        desc: format!(
+            "random graph: threads {threads}, batch {batch}, nodes {n}, feeders {feeders}x\
+             {per_feeder}, budget {budget}, spawns {spawn_budget}, backpressure {backpressure}, \
+             watermarks {watermarks:?}"
+        ),
+    };
+    eprintln!("{tag}");
+
+    let case = Case::new(budget, spawn_budget);
+    let rt = build(threads, batch, watermarks, backpressure);
+    let nodes: Vec<ActorRef<Node>> = (0..n)
+        .map(|_| {
+            let id = case.new_id();
+            let originate = if rng.chance(30) { rng.range(1, 5) } else { 0 };
+            let mut node = Node::new(case.clone(), id, rng.fork(), originate);
+            // 0..=4 out-edges; self-edges and cycles arise naturally.
+            node.initial_edges = (0..rng.range(0, 4)).map(|_| rng.below(n)).collect();
+            rt.spawn(node)
+        })
+        .collect();
+    assert!(case.directory.set(nodes.clone()).is_ok());
+
+    std::thread::scope(|s| {
+        for _ in 0..feeders {
+            let mut frng = rng.fork();
+            let nodes = &nodes;
+            let case = &case;
+            let id = case.new_id();
+            s.spawn(move || {
+                let mut out = Outbox { id, seq: 0 };
+                for _ in 0..per_feeder {
+                    let to = &nodes[frng.below(nodes.len())];
+                    let hops = frng.range(0, 12) as u32;
+                    out.send(case, to, hops);
+                    if frng.chance(5) {
+                        std::thread::yield_now();
+                    }
+                }
+                case.push_log(Log {
+                    id,
+                    received: Vec::new(),
+                    sent: out.seq,
+                });
+            });
+        }
+    });
+    drop(nodes);
+    let report = wait(rt, &tag, limit);
+    verify(&tag, &case, &report, backpressure, totals);
+}
+
+#[test]
+fn random_graphs_deliver_everything_once_in_per_sender_order() {
+    let mut totals = Totals::default();
+    for seed in seeds(1) {
+        random_graph_case(seed, false, common::LIMIT, &mut totals);
+    }
+    assert!(totals.messages > 0, "no traffic at all: {totals:?}");
+}
+
+#[test]
+fn random_graphs_with_small_watermarks_mute_without_losing_anything() {
+    let mut totals = Totals::default();
+    for seed in seeds(2) {
+        random_graph_case(seed, true, common::LIMIT, &mut totals);
+    }
+    assert!(totals.messages > 0, "no traffic at all: {totals:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fan-in: many senders, one receiver
+// ---------------------------------------------------------------------------------------------
+
+/// The one receiver: logs and does a little work per message, so that it falls behind.
+struct Sink {
+    case: Arc<Case>,
+    id: u32,
+    work: u32,
+    received: Vec<(u32, u64)>,
+}
+
+impl Actor for Sink {
+    type Msg = Hop;
+    fn handle(&mut self, _: &mut Context<Self>, msg: Hop) {
+        self.received.push((msg.from, msg.seq));
+        let mut x = msg.seq;
+        for _ in 0..self.work {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.case.push_log(Log {
+            id: self.id,
+            received: std::mem::take(&mut self.received),
+            sent: 0,
+        });
+    }
+}
+
+/// A sender: each message it gets asks for a burst of `hops` messages to the sink.
+struct Source {
+    case: Arc<Case>,
+    out: Outbox,
+    sink: ActorRef<Sink>,
+    received: Vec<(u32, u64)>,
+}
+
+impl Actor for Source {
+    type Msg = Hop;
+    fn handle(&mut self, _: &mut Context<Self>, msg: Hop) {
+        self.received.push((msg.from, msg.seq));
+        for _ in 0..msg.hops {
+            self.out.send(&self.case, &self.sink, 0);
+        }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.case.push_log(Log {
+            id: self.out.id,
+            received: std::mem::take(&mut self.received),
+            sent: self.out.seq,
+        });
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum FanIn {
+    Backpressure,
+    NoBackpressure,
+    SmallWatermarks,
+}
+
+fn fan_in_case(seed: u64, mode: FanIn, totals: &mut Totals) {
+    let limit = common::LIMIT;
+    let mut rng = Rng::new(seed);
+    let threads = rng.pick(&[1, 2, 4]);
+    let batch = rng.range(1, 200);
+    let sources = rng.range(8, 40);
+    let feeders = rng.range(2, 4);
+    let per_feeder = rng.range(100, 400);
+    let max_burst = rng.range(8, 64);
+    let work = rng.range(0, 200) as u32;
+    let (backpressure, watermarks) = match mode {
+        FanIn::Backpressure => (true, None),
+        FanIn::NoBackpressure => (false, None),
+        FanIn::SmallWatermarks => (true, Some((4, 16))),
+    };
+    let tag = Tag {
+        seed,
+        desc: format!(
+            "fan-in {mode:?}: threads {threads}, batch {batch}, sources {sources}, feeders \
+             {feeders}x{per_feeder}, bursts 1..={max_burst}, sink work {work}"
+        ),
+    };
+    eprintln!("{tag}");
+
+    let case = Case::new(0, 0);
+    let rt = build(threads, batch, watermarks, backpressure);
+    let sink = rt.spawn(Sink {
+        case: case.clone(),
+        id: case.new_id(),
+        work,
+        received: Vec::new(),
+    });
+    let srcs: Vec<ActorRef<Source>> = (0..sources)
+        .map(|_| {
+            rt.spawn(Source {
+                case: case.clone(),
+                out: Outbox {
+                    id: case.new_id(),
+                    seq: 0,
+                },
+                sink: sink.clone(),
+                received: Vec::new(),
+            })
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..feeders {
+            let mut frng = rng.fork();
+            let (srcs, sink, case) = (&srcs, &sink, &case);
+            let id = case.new_id();
+            s.spawn(move || {
+                let mut out = Outbox { id, seq: 0 };
+                for _ in 0..per_feeder {
+                    if frng.chance(10) {
+                        out.send(case, sink, 0);
+                    } else {
+                        let burst = frng.range(1, max_burst) as u32;
+                        out.send(case, &srcs[frng.below(srcs.len())], burst);
+                    }
+                }
+                case.push_log(Log {
+                    id,
+                    received: Vec::new(),
+                    sent: out.seq,
+                });
+            });
+        }
+    });
+    drop((sink, srcs));
+    let report = wait(rt, &tag, limit);
+    verify(&tag, &case, &report, backpressure, totals);
+}
+
+fn fan_in(salt: u64, mode: FanIn) -> Totals {
+    let mut totals = Totals::default();
+    for seed in seeds(salt) {
+        fan_in_case(seed, mode, &mut totals);
+    }
+    assert!(totals.messages > 0, "no traffic at all: {totals:?}");
+    totals
+}
+
+#[test]
+fn fan_in_with_backpressure() {
+    fan_in(3, FanIn::Backpressure);
+}
+
+#[test]
+fn fan_in_without_backpressure() {
+    fan_in(4, FanIn::NoBackpressure);
+}
+
+#[test]
+fn fan_in_with_small_watermarks_mutes_a_lot() {
+    let totals = fan_in(5, FanIn::SmallWatermarks);
+    // Bursts of up to 64 into a high watermark of 16 overload the sink in practically every
+    // case; over all cases, muting must have happened (or this test stresses nothing).
+    assert!(
+        totals.overloads > 0 && totals.mutes > 0,
+        "small watermarks never muted anyone: {totals:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checker itself must be able to fail
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_checker_catches_loss_duplicates_and_reordering() {
+    let good = || {
+        vec![
+            Log {
+                id: 1,
+                received: vec![],
+                sent: 3,
+            },
+            Log {
+                id: 2,
+                received: vec![(1, 0), (1, 2), (3, 0)],
+                sent: 1,
+            },
+            Log {
+                id: 3,
+                received: vec![(1, 1), (2, 0)],
+                sent: 1,
+            },
+        ]
+    };
+    assert_eq!(check(&good()), Ok(5));
+    // The Rng is deterministic and covers its range.
+    let mut r = Rng::new(7);
+    let a: Vec<_> = (0..4).map(|_| r.next_u64()).collect();
+    let mut r = Rng::new(7);
+    assert_eq!(a, (0..4).map(|_| r.next_u64()).collect::<Vec<_>>());
+    let mut hit = [false; 5];
+    for _ in 0..200 {
+        hit[r.range(2, 6) - 2] = true;
+    }
+    assert_eq!(hit, [true; 5]);
+    assert_eq!(parse_seed("0x10"), 16);
+    assert_eq!(parse_seed("10"), 10);
+
+    let expect_err = |logs: Vec<Log>, needle: &str| {
+        let err = check(&logs).expect_err(needle);
+        assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    };
+    // Duplicate at one receiver.
+    let mut logs = good();
+    logs[1].received.push((1, 2));
+    expect_err(logs, "duplicate");
+    // The same message at two receivers.
+    let mut logs = good();
+    logs[2].received.push((1, 2));
+    expect_err(logs, "to another");
+    // Out of order between one pair.
+    let mut logs = good();
+    logs[1].received.swap(0, 1);
+    expect_err(logs, "out of order");
+    // Lost.
+    let mut logs = good();
+    logs[2].received.remove(0);
+    expect_err(logs, "lost");
+    // Received but never sent.
+    let mut logs = good();
+    logs[2].received.push((2, 1));
+    expect_err(logs, "sent only");
+    // From nobody.
+    let mut logs = good();
+    logs[2].received.push((9, 0));
+    expect_err(logs, "unknown sender");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regressions: two muting races this file found (fixed in c723deb)
+// ---------------------------------------------------------------------------------------------
+
+/// What a hung runtime's mute snapshot shows: cycles of muted actors, and muted actors waiting
+/// on an idle receiver.
+fn mute_cycles(snapshot: &rein::MuteSnapshot) -> Vec<Vec<rein::ActorId>> {
+    let mut out: HashMap<rein::ActorId, Vec<rein::ActorId>> = HashMap::new();
+    for e in &snapshot.edges {
+        out.entry(e.sender).or_default().push(e.receiver);
+    }
+    let mut cycles = Vec::new();
+    let mut starts: Vec<_> = out.keys().copied().collect();
+    starts.sort_unstable();
+    for start in starts {
+        // Depth-first search for a path back to `start` through larger ids only, so that each
+        // cycle is reported once (from its smallest member).
+        let mut stack = vec![(start, vec![start])];
+        while let Some((node, path)) = stack.pop() {
+            for &next in out.get(&node).into_iter().flatten() {
+                if next == start {
+                    cycles.push(path.clone());
+                } else if next > start && !path.contains(&next) {
+                    let mut p = path.clone();
+                    p.push(next);
+                    stack.push((next, p));
+                }
+            }
+        }
+    }
+    cycles
+}
+
+/// How long the probabilistic regression test keeps trying (`REIN_REPRO_SECS`, default 2).
+fn repro_budget() -> Duration {
+    let secs = std::env::var("REIN_REPRO_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(2);
+    Duration::from_secs(secs)
+}
+
+/// Keeps the cores oversubscribed while it lives, so that workers get preempted at random
+/// points (inside the runtime's short race windows, among others).
+struct Burners {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Burners {
+    /// One spinning thread per core (at most 16).
+    fn start() -> Burners {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 1u64;
+                    while !stop.load(Relaxed) {
+                        for _ in 0..1000 {
+                            x = std::hint::black_box(x.wrapping_mul(3).wrapping_add(1));
+                        }
+                    }
+                })
+            })
+            .collect();
+        Burners { stop, threads }
+    }
+}
+
+impl Drop for Burners {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A receiver that does a little work per message.
+struct SlowSink {
+    work: u32,
+}
+
+impl Actor for SlowSink {
+    type Msg = ();
+    fn handle(&mut self, _: &mut Context<Self>, _: ()) {
+        let mut x = 1u64;
+        for _ in 0..self.work {
+            x = std::hint::black_box(x.wrapping_mul(3).wrapping_add(1));
+        }
+    }
+}
+
+/// Sends one message to its sink per tick, and ticks itself `n` times. Its own backlog stays
+/// at one or two, so it is never overloaded itself and always mutes on an overloaded sink.
+struct Ticker {
+    sink: ActorRef<SlowSink>,
+}
+
+impl Actor for Ticker {
+    type Msg = u32;
+    fn handle(&mut self, ctx: &mut Context<Self>, n: u32) {
+        let _ = self.sink.send(());
+        if n > 0 {
+            let _ = ctx.myself().send(n - 1);
+        }
+    }
+}
+
+/// Regression: **a sender stayed muted forever on an idle receiver** (no quiescence).
+///
+/// `Header::after_push` sets `OVERLOADED` *after* the push that crossed the high watermark.
+/// Before c723deb, if the receiver's turn popped that message, drained everything and
+/// retired to zero in between, the turn had already read its word (no `OVERLOADED`) and went
+/// idle; the flag then sat on an idle receiver that no turn would ever clear. The sender had
+/// noted the receiver as blocking (`over`), registered in its muted list (the re-check under
+/// the lock saw `OVERLOADED`) and parked for good. The fix makes the set, the turn's retire and
+/// the reads after each SeqCst and has the sender recover a receiver it finds drained.
+///
+/// Each ticker → sink pair crosses the watermark (4) over and over; the race needs the
+/// ticker's worker to be preempted between the link and the `fetch_or`, so burner threads
+/// oversubscribe the cores. Before the fix this hung in the first or second round on 2 cores,
+/// leaving the ticker parked on its idle (backlog 0) yet still overloaded sink.
+#[test]
+fn a_late_overload_flag_never_strands_a_muted_sender() {
+    const PAIRS: usize = 2;
+    const TICKS: u32 = 10_000;
+    let _burners = Burners::start();
+    let deadline = Instant::now() + repro_budget();
+    let mut rounds = 0u64;
+    while rounds == 0 || Instant::now() < deadline {
+        rounds += 1;
+        let rt = Runtime::builder()
+            .threads(4)
+            .batch(1)
+            .watermarks(3, 4)
+            .build()
+            .unwrap();
+        let pairs: Vec<_> = (0..PAIRS)
+            .map(|_| {
+                let sink = rt.spawn(SlowSink { work: 500 });
+                let ticker = rt.spawn(Ticker { sink: sink.clone() });
+                (ticker, sink)
+            })
+            .collect();
+        for (ticker, _) in &pairs {
+            ticker.send(TICKS).unwrap();
+        }
+        let rt = match rt.wait_timeout(Duration::from_secs(5)) {
+            Ok(report) => {
+                assert!(report.quiescent);
+                assert_eq!(
+                    report.metrics.messages(),
+                    2 * PAIRS as u64 * (TICKS as u64 + 1)
+                );
+                continue;
+            }
+            Err(rt) => rt,
+        };
+        let snap = rt.mute_snapshot();
+        let stranded: Vec<_> = pairs
+            .iter()
+            .filter(|(ticker, sink)| {
+                sink.backlog() == 0
+                    && snap.overloaded.contains(&sink.id())
+                    && snap.muted.contains(&ticker.id())
+                    && snap
+                        .edges
+                        .iter()
+                        .any(|e| e.sender == ticker.id() && e.receiver == sink.id())
+            })
+            .map(|(ticker, sink)| (ticker.id(), sink.id()))
+            .collect();
+        let m = rt.metrics();
+        drop(rt);
+        panic!(
+            "round {rounds}: no quiescence within 5 s. (ticker, sink) pairs where the ticker \
+             is parked, muted on its sink, and the sink is idle (backlog 0) yet still \
+             OVERLOADED: {stranded:?}. Snapshot: {snap:?}. Metrics: {m:?}"
+        );
+    }
+    eprintln!("{rounds} rounds, no sender stranded");
+}
+
+/// Where a thread id is recorded, for the test's own set-up check.
+type ThreadSlot = Arc<Mutex<Option<std::thread::ThreadId>>>;
+
+enum VictimMsg {
+    Go(ActorRef<Doomed>, ActorRef<Poked>, ThreadSlot),
+    Filler,
+}
+
+/// Overloads its two receivers with one behaviour, then (after they have drained) ends it.
+struct Victim;
+
+impl Actor for Victim {
+    type Msg = VictimMsg;
+    fn handle(&mut self, _: &mut Context<Self>, msg: VictimMsg) {
+        if let VictimMsg::Go(doomed, poked, ran_on) = msg {
+            // Each push crosses the high watermark (16): both receivers are noted as blocking.
+            for _ in 0..17 {
+                doomed.send(DoomedMsg::Filler).unwrap();
+                poked.send(PokedMsg::Filler).unwrap();
+            }
+            drop(doomed);
+            // Let both drain and recover: at the end of this behaviour neither blocks.
+            std::thread::sleep(Duration::from_millis(150));
+            *ran_on.lock().unwrap() = Some(std::thread::current().id());
+        }
+    }
+}
+
+enum DoomedMsg {
+    Sleep(Duration),
+    Filler,
+}
+
+/// Its last reference is the victim's list of blocking receivers, so it is dropped *inside*
+/// `register_mutes`, after the victim checked that it is not overloaded itself and before it
+/// registers on `Poked`. Its `Drop` plays the other threads' part of the race, slowly.
+struct Doomed {
+    victim: ActorRef<Victim>,
+    poked: ActorRef<Poked>,
+    /// The thread that dropped it: the victim's, right after its behaviour.
+    drop_thread: ThreadSlot,
+}
+
+impl Actor for Doomed {
+    type Msg = DoomedMsg;
+    fn handle(&mut self, _: &mut Context<Self>, msg: DoomedMsg) {
+        if let DoomedMsg::Sleep(d) = msg {
+            std::thread::sleep(d);
+        }
+    }
+}
+
+impl Drop for Doomed {
+    fn drop(&mut self) {
+        *self.drop_thread.lock().unwrap() = Some(std::thread::current().id());
+        // 1. The victim becomes overloaded (any sender could do this at this moment).
+        for _ in 0..20 {
+            let _ = self.victim.send(VictimMsg::Filler);
+        }
+        // 2. Its peer sends to it, mutes itself on it and parks.
+        let poked = self.poked.clone();
+        std::thread::spawn(move || poked.send(PokedMsg::Poke))
+            .join()
+            .unwrap()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        // 3. Back in `register_mutes`, the victim registers on the parked peer and parks too.
+    }
+}
+
+enum PokedMsg {
+    Sleep(Duration),
+    Filler,
+    Poke,
+}
+
+struct Poked {
+    victim: ActorRef<Victim>,
+}
+
+impl Actor for Poked {
+    type Msg = PokedMsg;
+    fn handle(&mut self, _: &mut Context<Self>, msg: PokedMsg) {
+        match msg {
+            PokedMsg::Sleep(d) => std::thread::sleep(d),
+            PokedMsg::Filler => {}
+            PokedMsg::Poke => {
+                let _ = self.victim.send(VictimMsg::Filler);
+            }
+        }
+    }
+}
+
+/// Regression: **an actor parked after becoming overloaded, so two actors that send to each
+/// other stayed muted on each other for good** (no quiescence).
+///
+/// `Cell::register_mutes` refuses to mute an actor that is itself overloaded, but it reads the
+/// actor's own word *before* registering on its receivers, and before c723deb
+/// `MuteWord::try_park` parked without looking at `OVERLOADED`. If the actor (V) became
+/// overloaded in between, and a peer (P) that sends to it muted itself on it (V blocks) and
+/// parked, V then registered on P (parked, so blocking) and parked too: V was
+/// `PARKED|OVERLOADED` and only its own turn clears `OVERLOADED`; P was `PARKED` and only V's
+/// recovery resumes it. The fix makes `try_park` refuse, in the same CAS, while `OVERLOADED` or
+/// `PRESSURED` is set.
+///
+/// Naturally the window is a few hundred nanoseconds; the random-graph stress test hit it twice
+/// in ~600 cases under load (cycles `[2, 11]` and `[2, 8, 6, 4]`). Here it is deterministic:
+/// the victim's first blocking receiver has no other reference left, so dropping it inside
+/// the registration loop runs user code (`Drop for Doomed`) in the window, which overloads V
+/// and has P mute itself on V. Before the fix this failed every time with the cycle `[V, P]`.
+#[test]
+fn overload_between_registering_and_parking_does_not_deadlock_a_cycle() {
+    let rt = Runtime::builder()
+        .threads(4)
+        .batch(100)
+        .watermarks(4, 16)
+        .build()
+        .unwrap();
+    let victim = rt.spawn(Victim);
+    let poked = rt.spawn(Poked {
+        victim: victim.clone(),
+    });
+    let drop_thread = Arc::new(Mutex::new(None));
+    let doomed = rt.spawn(Doomed {
+        victim: victim.clone(),
+        poked: poked.clone(),
+        drop_thread: drop_thread.clone(),
+    });
+    // Keep both receivers busy on other workers, so that the victim's pushes find them active
+    // (not in the victim's worker's next slot) and they drain while the victim sleeps.
+    doomed
+        .send(DoomedMsg::Sleep(Duration::from_millis(30)))
+        .unwrap();
+    poked
+        .send(PokedMsg::Sleep(Duration::from_millis(30)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    let victim_thread = Arc::new(Mutex::new(None));
+    victim
+        .send(VictimMsg::Go(doomed, poked.clone(), victim_thread.clone()))
+        .unwrap_or_else(|_| panic!("victim stopped"));
+    let (victim_id, poked_id) = (victim.id(), poked.id());
+    drop((victim, poked));
+    match rt.wait_timeout(Duration::from_secs(5)) {
+        Ok(report) => {
+            let (ran_on, dropped_on) =
+                (*victim_thread.lock().unwrap(), *drop_thread.lock().unwrap());
+            assert!(
+                ran_on.is_some() && ran_on == dropped_on,
+                "setup failed: the receiver was not dropped by the victim's turn after its \
+                 behaviour (victim ran on {ran_on:?}, receiver dropped on {dropped_on:?})"
+            );
+            assert!(report.quiescent);
+            assert_eq!(report.metrics.mutes, report.metrics.unmutes);
+        }
+        Err(rt) => {
+            let snapshot = rt.mute_snapshot();
+            drop(rt);
+            panic!(
+                "no quiescence: mute cycles {:?} (victim {victim_id}, peer {poked_id}); \
+                 overloaded {:?}, parked {:?}",
+                mute_cycles(&snapshot),
+                snapshot.overloaded,
+                snapshot.muted
+            );
+        }
+    }
+}
