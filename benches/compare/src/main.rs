@@ -100,6 +100,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `w` on framework `f` in this process (not yet validated).
+fn run_on(
+    f: Framework,
+    w: Workload,
+    p: &Params,
+    threads: usize,
+) -> Result<workloads::Outcome, String> {
+    match f {
+        Framework::Tokio => peers::tokio_mpsc::run(w, p, threads, false),
+        Framework::TokioBounded => peers::tokio_mpsc::run(w, p, threads, true),
+        Framework::Actix => peers::actix_impl::run(w, p, threads),
+        Framework::Ractor => peers::ractor_impl::run(w, p, threads),
+        Framework::Kameo => peers::kameo_impl::run(w, p, threads),
+        Framework::Rein => rein_impl::run(w, p, threads),
+    }
+}
+
 /// Runs one workload, validates it and prints its RESULT line.
 fn run_one(mut a: OneArgs) -> ExitCode {
     // A panic on any actor thread must fail the run, not leave the driver
@@ -121,15 +138,7 @@ fn run_one(mut a: OneArgs) -> ExitCode {
         a.params.spin_per_us = Some(workloads::calibrate_spin());
     }
     let (p, w, t) = (&a.params, a.workload, a.threads);
-    let outcome = match a.framework {
-        Framework::Tokio => peers::tokio_mpsc::run(w, p, t, false),
-        Framework::TokioBounded => peers::tokio_mpsc::run(w, p, t, true),
-        Framework::Actix => peers::actix_impl::run(w, p, t),
-        Framework::Ractor => peers::ractor_impl::run(w, p, t),
-        Framework::Kameo => peers::kameo_impl::run(w, p, t),
-        Framework::Rein => rein_impl::run(w, p, t),
-    };
-    let outcome = match outcome {
+    let outcome = match run_on(a.framework, w, p, t) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {} {}: {e}", a.framework.name(), w.name());
@@ -151,4 +160,64 @@ fn run_one(mut a: OneArgs) -> ExitCode {
         outcome.value,
     );
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tiny parameters: every framework must get every workload right.
+    fn tiny() -> Params {
+        #[derive(Parser)]
+        struct P {
+            #[command(flatten)]
+            p: Params,
+        }
+        P::parse_from([
+            "x",
+            "--pingpong-n=200",
+            "--counting-n=2000",
+            "--ring-size=7",
+            "--ring-hops=300",
+            "--fj-actors=5",
+            "--fj-msgs=200",
+            "--fj-create-n=300",
+            "--chameneos-c=5",
+            "--chameneos-meetings=300",
+            "--big-workers=6",
+            "--big-pings=50",
+            "--skynet-depth=3",
+            "--fanin-producers=3",
+            "--fanin-msgs=1000",
+            "--fanin-work-ns=50",
+            "--spin-per-us=100",
+            "--capacity=8",
+        ])
+        .p
+    }
+
+    #[test]
+    fn every_framework_validates_every_workload() {
+        let p = tiny();
+        for f in Framework::ALL {
+            for w in Workload::ALL {
+                for threads in [1, 2] {
+                    let o = run_on(f, w, &p, threads)
+                        .unwrap_or_else(|e| panic!("{} {}: {e}", f.name(), w.name()));
+                    workloads::validate(w, &p, o.value)
+                        .unwrap_or_else(|e| panic!("{} on {threads} thread(s): {e}", f.name()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn framework_names_match_clap() {
+        for f in Framework::ALL {
+            assert_eq!(f.to_possible_value().unwrap().get_name(), f.name());
+        }
+        for w in Workload::ALL {
+            assert_eq!(w.to_possible_value().unwrap().get_name(), w.name());
+        }
+    }
 }

@@ -99,7 +99,7 @@ pub struct Params {
     #[arg(long, default_value_t = 120)]
     pub big_workers: u64,
     /// big: pings each worker sends (one outstanding at a time).
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 3_000)]
     pub big_pings: u64,
     /// skynet: tree depth; the tree has 10^depth leaves.
     #[arg(long, default_value_t = 6)]
@@ -275,6 +275,11 @@ pub fn validate(w: Workload, p: &Params, got: u64) -> Result<(), String> {
         ))
     }
 }
+
+/// `fanin` producers send this many messages per turn, then yield (an actor
+/// messages itself, a tokio task calls `yield_now`), so every scheduler gets
+/// the same chance to run the consumer or to apply backpressure in between.
+pub const FANIN_CHUNK: u64 = 100;
 
 /// A 64-byte message body for `fanin`.
 pub type Payload = [u8; 64];

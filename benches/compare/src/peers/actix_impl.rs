@@ -4,12 +4,20 @@
 //! never moves it. To honour `--threads N` the module starts N arbiters (N OS
 //! threads) and places actors on them explicitly with `start_in_arbiter`: in
 //! contiguous chunks for fixed actor sets (a ring crosses threads only N
-//! times per lap), round-robin for actors the driver creates one by one, and
+//! times per lap; the ping-pong pair shares one arbiter), round-robin for actors the driver creates one by one, and
 //! for skynet the root's ten subtrees go round-robin while every node below
 //! starts its children on its own arbiter with `Actor::start`, the idiomatic
 //! local spawn. The main thread is the driver, as for every framework; it
 //! registers an (unrun) `System` only because arbiters must belong to one.
 //! `do_send` ignores the mailbox capacity, so every mailbox is unbounded.
+//!
+//! One actix race needs a workaround. After draining its mailbox an actor
+//! stops if no `Addr` to it is left (`ContextFut` checks `connected()` once
+//! the mailbox looked empty), so a message pushed from another arbiter just
+//! before the sender drops the last `Addr` can be lost, and the run hangs.
+//! Skynet lost replies this way. So the driver keeps the `Addr`s it created
+//! until the result is in, and actors that stop themselves after a known
+//! number of messages hold their own `Addr` (`me`) until they do.
 
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -83,9 +91,12 @@ pub fn run(w: Workload, p: &Params, threads: usize) -> Result<Outcome, String> {
     let start = Instant::now();
     let value = match w {
         Workload::Pingpong => {
-            let pong = start_on(arbs.chunk(1, 2), Pong { ping: None });
+            // Co-located: actix cannot migrate actors, and a strictly
+            // sequential pair gains nothing from two threads. Split over two
+            // arbiters the same run is ~40x slower (see compare-notes.md).
+            let pong = start_on(arbs.rr(0), Pong { ping: None });
             let ping = start_on(
-                arbs.chunk(0, 2),
+                arbs.rr(0),
                 Ping {
                     pong: pong.clone(),
                     rounds: p.pingpong_n,
@@ -152,6 +163,7 @@ pub fn run(w: Workload, p: &Params, threads: usize) -> Result<Outcome, String> {
                     arbs.rr(i as usize),
                     OneShot {
                         report: report.clone(),
+                        me: None,
                     },
                 );
                 a.do_send(Num(i + 1));
@@ -176,6 +188,7 @@ pub fn run(w: Workload, p: &Params, threads: usize) -> Result<Outcome, String> {
                     colour: Colour::nth(i as u64),
                     met: 0,
                     mall: mall.clone(),
+                    me: None,
                 };
                 start_on(arbs.chunk(i + 1, c + 1), cham);
             }
@@ -215,6 +228,7 @@ pub fn run(w: Workload, p: &Params, threads: usize) -> Result<Outcome, String> {
                 sum: 0,
                 replies: 0,
                 spread: Some(arbs.handles.clone()),
+                me: None,
             };
             start_on(arbs.rr(0), root);
             recv(1)?
@@ -231,13 +245,19 @@ pub fn run(w: Workload, p: &Params, threads: usize) -> Result<Outcome, String> {
                     report,
                 },
             );
-            for i in 0..producers {
-                let prod = FaninProducer {
-                    id: i as u64,
-                    msgs: p.fanin_msgs,
-                    to: consumer.clone(),
-                };
-                start_on(arbs.chunk(i + 1, producers + 1), prod).do_send(Start);
+            let producers: Vec<_> = (0..producers)
+                .map(|i| {
+                    let prod = FaninProducer {
+                        id: i as u64,
+                        next: 0,
+                        msgs: p.fanin_msgs,
+                        to: consumer.clone(),
+                    };
+                    start_on(arbs.chunk(i + 1, producers + 1), prod)
+                })
+                .collect();
+            for prod in &producers {
+                prod.do_send(Start);
             }
             recv(1)?
         }
@@ -263,7 +283,6 @@ actors!(
     Counter,
     RingNode,
     FjSink,
-    OneShot,
     Mall,
     BigWorker,
     Consumer,
@@ -419,6 +438,14 @@ impl Handler<Num> for FjSink {
 
 struct OneShot {
     report: Sender<u64>,
+    me: Option<Addr<OneShot>>,
+}
+
+impl Actor for OneShot {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address());
+    }
 }
 
 impl Handler<Num> for OneShot {
@@ -480,11 +507,13 @@ struct Chameneo {
     colour: Colour,
     met: u64,
     mall: Addr<Mall>,
+    me: Option<Addr<Chameneo>>,
 }
 
 impl Actor for Chameneo {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address());
         self.mall.do_send(MallMsg::Meet(self.colour, ctx.address()));
     }
 }
@@ -596,6 +625,7 @@ struct SkyNode {
     replies: u32,
     /// Only the root has this: it spreads its subtrees over the arbiters.
     spread: Option<Arc<[ArbiterHandle]>>,
+    me: Option<Addr<SkyNode>>,
 }
 
 impl Actor for SkyNode {
@@ -607,6 +637,7 @@ impl Actor for SkyNode {
             return;
         }
         let me = ctx.address();
+        self.me = Some(me.clone());
         for i in 0..10 {
             let (num, size) = workloads::skynet_child(self.num, self.size, i);
             let child = SkyNode {
@@ -616,6 +647,7 @@ impl Actor for SkyNode {
                 sum: 0,
                 replies: 0,
                 spread: None,
+                me: None,
             };
             match &self.spread {
                 Some(h) => drop(start_on(&h[i as usize % h.len()], child)),
@@ -663,15 +695,23 @@ impl Handler<Bytes> for Consumer {
 
 struct FaninProducer {
     id: u64,
+    next: u64,
     msgs: u64,
     to: Addr<Consumer>,
 }
 
 impl Handler<Start> for FaninProducer {
     type Result = ();
-    fn handle(&mut self, _: Start, _: &mut Context<Self>) {
-        for i in 0..self.msgs {
+    /// One chunk per message; `notify` queues the next chunk behind
+    /// whatever else this arbiter has to run.
+    fn handle(&mut self, _: Start, ctx: &mut Context<Self>) {
+        let end = (self.next + workloads::FANIN_CHUNK).min(self.msgs);
+        for i in self.next..end {
             self.to.do_send(Bytes(workloads::payload(self.id, i)));
+        }
+        self.next = end;
+        if end < self.msgs {
+            ctx.notify(Start);
         }
     }
 }

@@ -212,6 +212,15 @@ pub fn run(w: Workload, p: &Params, threads: usize, bounded: bool) -> Result<Out
         }
         Workload::Big => {
             let (workers, pings) = (p.big_workers, p.big_pings);
+            // A worker's channel can hold a ping from every worker plus its
+            // own pong; with less room two workers can each wait for space in
+            // the other's full channel forever.
+            if bounded && (p.capacity as u64) < workers + 1 {
+                return Err(format!(
+                    "--capacity {} < --big-workers + 1 can deadlock bounded channels in big",
+                    p.capacity
+                ));
+            }
             let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers).map(|_| channel::<BigMsg>(cap)).unzip();
             let peers = Arc::new(txs);
             for (i, rx) in rxs.into_iter().enumerate() {
@@ -257,6 +266,9 @@ pub fn run(w: Workload, p: &Params, threads: usize, bounded: bool) -> Result<Out
                 rt.spawn(async move {
                     for i in 0..msgs {
                         tx.send(workloads::payload(producer, i)).await;
+                        if (i + 1) % workloads::FANIN_CHUNK == 0 {
+                            tokio::task::yield_now().await;
+                        }
                     }
                 });
             }
