@@ -22,6 +22,9 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{fnv, pattern, FNV_START};
+
 const WAIT: Duration = Duration::from_secs(20);
 /// Bytes the producer sends in all (a whole number of frames).
 const TOTAL: usize = 12 << 20;
@@ -37,28 +40,6 @@ const SERVER_HIGH: usize = 32;
 /// Client connection write-queue watermarks (bytes): the defaults, spelled out.
 const CONN_HIGH: usize = 64 * 1024;
 const CONN_LOW: usize = 32 * 1024;
-
-fn fnv(hash: &mut u64, data: &[u8]) {
-    for &b in data {
-        *hash ^= u64::from(b);
-        *hash = hash.wrapping_mul(0x100_0000_01b3);
-    }
-}
-
-const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// Bytes `offset..offset + len` of the stream, where byte `i` is `i % 251`.
-fn pattern(offset: usize, len: usize) -> Vec<u8> {
-    let table: Vec<u8> = (0..251u8).collect();
-    let mut out = Vec::with_capacity(len);
-    let mut at = offset % 251;
-    while out.len() < len {
-        let take = (251 - at).min(len - out.len());
-        out.extend_from_slice(&table[at..at + take]);
-        at = 0;
-    }
-    out
-}
 
 /// Readings shared between the actors and the test thread.
 #[derive(Default)]

@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{fnv, pattern, FNV_START};
+
 const WAIT: Duration = Duration::from_secs(20);
 
 fn setup() -> (Runtime, AmbientAuth, Reactor) {
@@ -22,27 +25,6 @@ fn finish(rt: Runtime, reactor: &Reactor) {
         .unwrap_or_else(|_| panic!("runtime did not end: sockets still registered"));
     assert!(report.quiescent);
     assert_eq!(reactor.registered(), 0);
-}
-
-fn fnv(hash: &mut u64, data: &[u8]) {
-    for &b in data {
-        *hash ^= u64::from(b);
-        *hash = hash.wrapping_mul(0x100_0000_01b3);
-    }
-}
-
-/// Bytes `offset..offset + len` of the test stream, where byte `i` is `i % 251` (built from
-/// slices: byte-by-byte iterators are too slow in debug builds for tens of MiB).
-fn pattern(offset: usize, len: usize) -> Vec<u8> {
-    let table: Vec<u8> = (0..251u8).collect();
-    let mut out = Vec::with_capacity(len);
-    let mut at = offset % 251;
-    while out.len() < len {
-        let take = (251 - at).min(len - out.len());
-        out.extend_from_slice(&table[at..at + take]);
-        at = 0;
-    }
-    out
 }
 
 #[derive(Debug)]
@@ -182,7 +164,7 @@ impl Pumper {
             chunk,
             sent: 0,
             received: 0,
-            hash: 0xcbf2_9ce4_8422_2325,
+            hash: FNV_START,
             tokens: 0,
         }
     }
@@ -263,7 +245,7 @@ fn echo_of_four_mebibytes_with_checksum() {
         Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
         _ => None,
     });
-    let mut want = 0xcbf2_9ce4_8422_2325;
+    let mut want = FNV_START;
     fnv(&mut want, &pattern(0, total));
     assert_eq!((got, hash), (total, want));
     expect(&rx, "the client closed", |ev| {
