@@ -475,19 +475,21 @@ fn idle_connections_time_out() {
 }
 
 #[test]
-fn a_hundred_concurrent_connections() {
+fn a_thousand_concurrent_connections() {
+    // 2,000 sockets in all (both ends are in this process).
+    const CONNECTIONS: usize = 1_000;
     let (rt, auth, reactor) = setup();
     let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), || {
         Echo::new(None)
     });
     let (tx, rx) = channel();
     let connect = TcpConnectAuth::new(&auth);
-    for _ in 0..100 {
+    for _ in 0..CONNECTIONS {
         let client = Pumper::new(tx.clone(), 1024, 1024);
         let opts = ConnectionOptions::default();
         TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), client, opts);
     }
-    for i in 0..100 {
+    for i in 0..CONNECTIONS {
         expect(&rx, &format!("echo {i}"), |ev| match ev {
             Ev::Done(n, _) => {
                 assert_eq!(n, 1024);
