@@ -52,6 +52,26 @@ fn actor_overhead() {
 }
 
 #[test]
+fn fanin_with_and_without_backpressure() {
+    let exe = env!("CARGO_BIN_EXE_fanin");
+    let small = [
+        "--messages",
+        "20000",
+        "--interval-ms",
+        "50",
+        "--work-ns",
+        "200",
+    ];
+    run(exe, &small);
+    run(exe, &[&small[..], &["--no-backpressure"]].concat());
+}
+
+#[test]
+fn outside_feed() {
+    run(env!("CARGO_BIN_EXE_outside_feed"), &["--messages", "20000"]);
+}
+
+#[test]
 fn bad_arguments_fail_with_a_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_skynet"))
         .args(["--leaves", "12"])

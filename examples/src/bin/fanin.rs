@@ -225,4 +225,17 @@ fn main() {
         "mutes / unmutes:      {} / {}",
         report.metrics.mutes, report.metrics.unmutes
     );
+    if backpressure {
+        // The documented bound (rein crate docs): high + 2·P·K.
+        let bound = rein::DEFAULT_HIGH_WATERMARK + 2 * (args.producers * args.chunk) as usize;
+        let peak = max_backlog.load(Relaxed);
+        if peak > bound {
+            fail(format_args!(
+                "peak backlog {peak} above the documented bound {bound}"
+            ));
+        }
+        println!("ok: {total} messages, peak backlog {peak} within the bound {bound}");
+    } else {
+        println!("ok: {total} messages (no bound without backpressure)");
+    }
 }
