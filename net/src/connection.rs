@@ -9,8 +9,11 @@
 //! Fairness: a turn reads at most `read_per_turn` bytes, then the connection sends itself a
 //! "read again" message, so one busy socket cannot hold a worker.
 //!
-//! Outgoing connects try the resolved addresses one after another (a sequential form of happy
-//! eyeballs: no parallel attempts), each bounded by `connect_timeout` through a timer.
+//! Outgoing connects race the resolved addresses, happy-eyeballs style (RFC 8305, simplified):
+//! the addresses are interleaved by family (IPv6 first, then IPv4, alternating), the first
+//! attempt starts at once, and each next one starts after `attempt_delay` or as soon as an attempt
+//! fails, whichever comes first. The first attempt to complete wins; the others are closed and
+//! deregistered at once. The whole connect is bounded by `connect_timeout` through a timer.
 
 use crate::conn::{CloseKind, Conn, Flow, Phase, SendToken};
 use crate::io_thread::{Reactor, Readiness, Registered};
@@ -62,7 +65,7 @@ pub enum ConnectError {
     NoAddresses,
     /// The peer refused the connection.
     Refused,
-    /// The attempt did not finish within the connect timeout.
+    /// No attempt finished within the connect timeout.
     TimedOut,
     /// Another error.
     Io(io::Error),
@@ -106,8 +109,12 @@ pub struct ConnectionOptions {
     /// Close (through [`ConnectionHandler::timed_out`]) after this long without data moving
     /// either way (default: none).
     pub idle_timeout: Option<Duration>,
-    /// Limit per connect attempt (default 10 s).
+    /// Limit for the whole connect, all attempts together (default 10 s).
     pub connect_timeout: Duration,
+    /// Happy eyeballs' "connection attempt delay": how long an outgoing connect waits on its
+    /// latest attempt before it also tries the next address (default 250 ms). A failed attempt
+    /// starts the next one at once.
+    pub attempt_delay: Duration,
     /// A graceful close must finish (queue flushed, peer's end of stream seen) within this long,
     /// or the connection is reset (default 5 s).
     pub close_linger: Duration,
@@ -128,6 +135,7 @@ impl Default for ConnectionOptions {
             nodelay: true,
             idle_timeout: None,
             connect_timeout: Duration::from_secs(10),
+            attempt_delay: Duration::from_millis(250),
             close_linger: Duration::from_secs(5),
             mailbox_watermarks: Some((4, 16)),
         }
@@ -160,7 +168,8 @@ pub struct Internal(Step);
 enum Step {
     ReadAgain,
     Sent,
-    ConnectTimeout(u32),
+    ConnectTimeout,
+    AttemptDelay(u32),
     Idle,
     Linger,
     Settle,
@@ -194,10 +203,14 @@ pub struct TcpConnection<H: ConnectionHandler> {
     opts: ConnectionOptions,
     pressure: ApplyReleaseBackpressureAuth,
     origin: Origin,
+    /// Addresses not tried yet, in happy-eyeballs order.
     addrs: VecDeque<SocketAddr>,
+    /// Connect attempts in flight (registered, not yet finished), oldest first.
+    attempts: Vec<Registered<TcpStream>>,
     attempt: u32,
     last_error: Option<ConnectError>,
     connect_timer: Option<Timer>,
+    delay_timer: Option<Timer>,
     idle_timer: Option<Timer>,
     linger_timer: Option<Timer>,
     last_activity: Instant,
@@ -231,8 +244,10 @@ impl<H: ConnectionHandler> TcpConnection<H> {
         reactor.runtime().spawn(actor)
     }
 
-    /// Spawns a connection that tries `addrs` in order (no name resolution): the first that
-    /// answers within the connect timeout wins; the last failure is reported otherwise.
+    /// Spawns a connection that races `addrs` (no name resolution), happy-eyeballs style: IPv6
+    /// and IPv4 addresses alternate (IPv6 first), each family keeping the given order, and a new
+    /// attempt starts every `attempt_delay` or as soon as one fails. The first to answer within
+    /// the connect timeout wins; the last failure is reported otherwise.
     pub fn connect_addrs(
         reactor: &Reactor,
         auth: &TcpConnectAuth,
@@ -275,9 +290,11 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             pressure,
             origin,
             addrs: VecDeque::new(),
+            attempts: Vec::new(),
             attempt: 0,
             last_error: None,
             connect_timer: None,
+            delay_timer: None,
             idle_timer: None,
             linger_timer: None,
             last_activity: Instant::now(),
@@ -293,65 +310,122 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     }
 
     fn register(&mut self, ctx: &Context<Self>, stream: TcpStream) -> io::Result<()> {
-        let owner = ctx.myself().recipient::<Readiness>();
-        let reg = self
-            .reactor
-            .register(stream, Interest::READABLE | Interest::WRITABLE, owner)?;
+        let reg = self.register_source(ctx, stream)?;
         self.stream = Some(reg);
         Ok(())
     }
 
+    fn register_source(
+        &self,
+        ctx: &Context<Self>,
+        stream: TcpStream,
+    ) -> io::Result<Registered<TcpStream>> {
+        let owner = ctx.myself().recipient::<Readiness>();
+        self.reactor
+            .register(stream, Interest::READABLE | Interest::WRITABLE, owner)
+    }
+
+    /// Begins an outgoing connect: arms the overall timeout and starts the first attempt.
+    fn begin_connect(&mut self, ctx: &mut Context<Self>) {
+        if !self.addrs.is_empty() {
+            let msg = ConnMsg::Internal(Internal(Step::ConnectTimeout));
+            self.connect_timer = Some(ctx.after(self.opts.connect_timeout, msg));
+        }
+        self.next_attempt(ctx);
+    }
+
+    /// Starts an attempt on the next address (skipping those that fail at once) and, if more
+    /// addresses remain, arms the attempt delay. Fails the connect once nothing is left to try.
     fn next_attempt(&mut self, ctx: &mut Context<Self>) {
+        if let Some(t) = self.delay_timer.take() {
+            t.cancel();
+        }
         while let Some(addr) = self.addrs.pop_front() {
             self.attempt += 1;
             self.handler.connecting(self.attempt);
-            let attempt = TcpStream::connect(addr).and_then(|s| self.register(ctx, s));
-            match attempt {
-                Ok(()) => {
-                    let msg = ConnMsg::Internal(Internal(Step::ConnectTimeout(self.attempt)));
-                    self.connect_timer = Some(ctx.after(self.opts.connect_timeout, msg));
+            let started = TcpStream::connect(addr).and_then(|s| self.register_source(ctx, s));
+            match started {
+                Ok(reg) => {
+                    self.attempts.push(reg);
+                    if !self.addrs.is_empty() {
+                        let msg = ConnMsg::Internal(Internal(Step::AttemptDelay(self.attempt)));
+                        self.delay_timer = Some(ctx.after(self.opts.attempt_delay, msg));
+                    }
                     return;
                 }
                 Err(e) => self.last_error = Some(ConnectError::from_io(e)),
             }
         }
-        let reason = self.last_error.take().unwrap_or(ConnectError::NoAddresses);
+        if self.attempts.is_empty() {
+            let reason = self.last_error.take().unwrap_or(ConnectError::NoAddresses);
+            self.connect_failed(ctx, reason);
+        }
+    }
+
+    fn connect_failed(&mut self, ctx: &mut Context<Self>, reason: ConnectError) {
+        self.attempts.clear();
+        self.addrs.clear();
         self.conn.phase = Phase::Closed;
         self.handler.connect_failed(reason);
         self.end(ctx);
     }
 
-    fn attempt_failed(&mut self, ctx: &mut Context<Self>, reason: ConnectError) {
-        if let Some(t) = self.connect_timer.take() {
-            t.cancel();
-        }
-        self.stream = None;
-        self.last_error = Some(reason);
-        self.next_attempt(ctx);
-    }
-
-    /// A writable (or error) edge while connecting: did the connect finish?
+    /// A writable (or error) edge while connecting. Readiness does not say which socket it is
+    /// for, so every attempt in flight is checked: the first that is connected wins, failed ones
+    /// are dropped (each failure starts the next address at once).
     fn check_connect(&mut self, ctx: &mut Context<Self>, ready: Readiness) {
-        let Some(stream) = self.stream.as_ref() else {
-            return;
-        };
-        match stream.take_error() {
-            Ok(Some(e)) | Err(e) => return self.attempt_failed(ctx, ConnectError::from_io(e)),
-            Ok(None) => {}
-        }
-        match stream.peer_addr() {
-            Ok(_) => self.established(ctx),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected && !ready.closed => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                self.attempt_failed(ctx, ConnectError::Refused)
+        // A closed edge with no error recorded on any socket can only be pinned on an attempt
+        // when there is exactly one.
+        let lone = self.attempts.len() == 1;
+        let mut failures = 0;
+        let mut i = 0;
+        while i < self.attempts.len() {
+            let stream = &self.attempts[i];
+            let outcome = match stream.take_error() {
+                Ok(Some(e)) | Err(e) => Err(ConnectError::from_io(e)),
+                Ok(None) => match stream.peer_addr() {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        if lone && ready.closed {
+                            Err(ConnectError::Refused)
+                        } else {
+                            Ok(false)
+                        }
+                    }
+                    Err(e) => Err(ConnectError::from_io(e)),
+                },
+            };
+            match outcome {
+                Ok(true) => {
+                    let winner = self.attempts.swap_remove(i);
+                    // The losers are closed and deregistered here.
+                    self.attempts.clear();
+                    self.addrs.clear();
+                    self.stream = Some(winner);
+                    return self.established(ctx);
+                }
+                Ok(false) => i += 1,
+                Err(reason) => {
+                    self.attempts.remove(i);
+                    self.last_error = Some(reason);
+                    failures += 1;
+                }
             }
-            Err(e) => self.attempt_failed(ctx, ConnectError::from_io(e)),
+        }
+        for _ in 0..failures {
+            if self.conn.phase != Phase::Connecting {
+                return;
+            }
+            self.next_attempt(ctx);
         }
     }
 
     fn established(&mut self, ctx: &mut Context<Self>) {
-        if let Some(t) = self.connect_timer.take() {
-            t.cancel();
+        for timer in [self.connect_timer.take(), self.delay_timer.take()]
+            .into_iter()
+            .flatten()
+        {
+            timer.cancel();
         }
         let stream = self.stream.as_ref().expect("registered");
         let _ = stream.set_nodelay(self.opts.nodelay);
@@ -555,10 +629,15 @@ impl<H: ConnectionHandler> TcpConnection<H> {
         self.conn.phase = Phase::Closed;
         self.conn.writer = None;
         self.stream = None;
-        for timer in [&self.connect_timer, &self.idle_timer, &self.linger_timer]
-            .into_iter()
-            .flatten()
-        {
+        self.attempts.clear();
+        self.addrs.clear();
+        let timers = [
+            &self.connect_timer,
+            &self.delay_timer,
+            &self.idle_timer,
+            &self.linger_timer,
+        ];
+        for timer in timers.into_iter().flatten() {
             timer.cancel();
         }
         if self.throttled {
@@ -619,14 +698,14 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
             }
             Origin::Connect { host, port } => {
                 match (host.as_str(), *port).to_socket_addrs() {
-                    Ok(addrs) => self.addrs = addrs.collect(),
+                    Ok(addrs) => self.addrs = interleave(addrs.collect()),
                     Err(e) => self.last_error = Some(ConnectError::Resolve(e)),
                 }
-                self.next_attempt(ctx);
+                self.begin_connect(ctx);
             }
             Origin::Addrs(addrs) => {
-                self.addrs = std::mem::take(addrs).into();
-                self.next_attempt(ctx);
+                self.addrs = interleave(std::mem::take(addrs));
+                self.begin_connect(ctx);
             }
         }
     }
@@ -668,9 +747,18 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
                         self.handler.sent(&mut self.conn, token);
                     }
                 }
-                Step::ConnectTimeout(attempt) => {
+                Step::ConnectTimeout => {
+                    if self.conn.phase == Phase::Connecting {
+                        self.connect_failed(ctx, ConnectError::TimedOut);
+                    }
+                    return;
+                }
+                Step::AttemptDelay(attempt) => {
+                    // Only the latest attempt's delay counts: a failure since has already
+                    // started the next address (and armed a fresh delay).
                     if self.conn.phase == Phase::Connecting && attempt == self.attempt {
-                        self.attempt_failed(ctx, ConnectError::TimedOut);
+                        self.delay_timer = None;
+                        self.next_attempt(ctx);
                     }
                     return;
                 }
@@ -686,5 +774,36 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.release();
+    }
+}
+
+/// Happy-eyeballs order (RFC 8305, section 4, simplified): IPv6 and IPv4 alternate, IPv6 first,
+/// each family keeping its given order; what is left of the longer family follows.
+fn interleave(addrs: Vec<SocketAddr>) -> VecDeque<SocketAddr> {
+    let (mut v6, mut v4): (VecDeque<_>, VecDeque<_>) =
+        addrs.into_iter().partition(SocketAddr::is_ipv6);
+    let mut out = VecDeque::with_capacity(v6.len() + v4.len());
+    while !v6.is_empty() || !v4.is_empty() {
+        out.extend(v6.pop_front());
+        out.extend(v4.pop_front());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interleave;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn interleaves_families_ipv6_first() {
+        let parse =
+            |v: &[&str]| -> Vec<SocketAddr> { v.iter().map(|a| a.parse().unwrap()).collect() };
+        let given = parse(&["1.0.0.1:1", "1.0.0.2:1", "[::1]:1", "1.0.0.3:1", "[::2]:1"]);
+        let want = parse(&["[::1]:1", "1.0.0.1:1", "[::2]:1", "1.0.0.2:1", "1.0.0.3:1"]);
+        assert_eq!(Vec::from(interleave(given)), want);
+        let only4 = parse(&["1.0.0.2:1", "1.0.0.1:1"]);
+        assert_eq!(Vec::from(interleave(only4.clone())), only4);
+        assert!(interleave(Vec::new()).is_empty());
     }
 }

@@ -928,8 +928,15 @@ fn connects_by_name_trying_each_address_in_turn() {
     let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 0))
         .unwrap()
         .collect();
-    // Only 127.0.0.1 listens: any address before it (such as ::1) is refused and skipped.
-    let Some(index) = resolved.iter().position(|a| a.ip() == addr.ip()) else {
+    // Only 127.0.0.1 listens: any address tried before it (such as ::1) is refused and skipped.
+    // Attempts go in happy-eyeballs order: IPv6 and IPv4 alternate, IPv6 first.
+    let (v6, v4): (Vec<_>, Vec<_>) = resolved.into_iter().partition(SocketAddr::is_ipv6);
+    let mut ordered: Vec<&SocketAddr> = Vec::new();
+    for i in 0..v6.len().max(v4.len()) {
+        ordered.extend(v6.get(i));
+        ordered.extend(v4.get(i));
+    }
+    let Some(index) = ordered.iter().position(|a| a.ip() == addr.ip()) else {
         eprintln!("skipped: localhost does not resolve to {}", addr.ip());
         return;
     };
@@ -983,5 +990,180 @@ fn a_refused_address_falls_through_to_the_next() {
     });
     assert_eq!(attempts, [1, 2]);
     listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+/// A loopback address that never answers: a listener that never accepts, with its backlog full,
+/// so Linux drops further SYNs. Keep the returned sockets alive while it is used. `None` where
+/// the kernel answers SYNs beyond the backlog.
+fn black_hole() -> Option<(SocketAddr, socket2::Socket, Vec<std::net::TcpStream>)> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    let full = (0..16).any(|_| {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => {
+                fillers.push(s);
+                false
+            }
+            Err(_) => true,
+        }
+    });
+    full.then_some((addr, socket, fillers))
+}
+
+fn closed_port() -> SocketAddr {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap()
+}
+
+#[test]
+fn an_unanswered_address_is_raced_after_the_attempt_delay() {
+    let Some((hole, _socket, _fillers)) = black_hole() else {
+        eprintln!("skipped: this kernel answers SYNs beyond the backlog");
+        return;
+    };
+    let (rt, auth, reactor) = setup();
+    let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), || {
+        Echo::new(None)
+    });
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, 4096, 1024);
+    let connect = TcpConnectAuth::new(&auth);
+    let opts = ConnectionOptions {
+        connect_timeout: Duration::from_secs(8),
+        attempt_delay: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    TcpConnection::connect_addrs(&reactor, &connect, vec![hole, addr], client, opts);
+    let mut attempts = Vec::new();
+    expect(&rx, "connected", |ev| match ev {
+        Ev::Connecting(n) => {
+            attempts.push(n);
+            None
+        }
+        Ev::Connected => Some(()),
+        Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
+        _ => None,
+    });
+    // About the attempt delay, nowhere near the connect timeout.
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(attempts, [1, 2]);
+    expect(&rx, "the echo", |ev| {
+        matches!(ev, Ev::Done(4096, _)).then_some(())
+    });
+    // The losing attempt was released when the other won: at most the listener, its accepted
+    // connection and the client are left.
+    assert!(reactor.registered() <= 3, "{}", reactor.registered());
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+#[test]
+fn a_refused_address_starts_the_next_at_once() {
+    let (rt, auth, reactor) = setup();
+    let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), || {
+        Echo::new(None)
+    });
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, 1024, 1024);
+    let connect = TcpConnectAuth::new(&auth);
+    // An attempt delay far beyond the wait: only the refusal can start the second attempt.
+    let opts = ConnectionOptions {
+        attempt_delay: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let addrs = vec![closed_port(), closed_port(), addr];
+    TcpConnection::connect_addrs(&reactor, &connect, addrs, client, opts);
+    let mut attempts = Vec::new();
+    expect(&rx, "the echo", |ev| match ev {
+        Ev::Connecting(n) => {
+            attempts.push(n);
+            None
+        }
+        Ev::Done(..) => Some(()),
+        Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
+        _ => None,
+    });
+    assert_eq!(attempts, [1, 2, 3]);
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+#[test]
+fn all_addresses_refused_is_typed() {
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, 1, 1);
+    let connect = TcpConnectAuth::new(&auth);
+    let opts = ConnectionOptions {
+        connect_timeout: Duration::from_secs(8),
+        attempt_delay: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let addrs = vec![closed_port(), closed_port(), closed_port()];
+    TcpConnection::connect_addrs(&reactor, &connect, addrs, client, opts);
+    let mut attempts = Vec::new();
+    let reason = expect(&rx, "connect_failed", |ev| match ev {
+        Ev::Connecting(n) => {
+            attempts.push(n);
+            None
+        }
+        Ev::ConnectFailed(e) => Some(e),
+        Ev::Connected => panic!("connected to a closed port"),
+        _ => None,
+    });
+    assert!(matches!(reason, ConnectError::Refused), "{reason:?}");
+    assert_eq!(attempts, [1, 2, 3]);
+    // Each refusal started the next attempt: neither the delay nor the timeout was waited for.
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    finish(rt, &reactor);
+}
+
+#[test]
+fn racing_unanswered_addresses_times_out_as_a_whole() {
+    let Some((hole, _socket, _fillers)) = black_hole() else {
+        eprintln!("skipped: this kernel answers SYNs beyond the backlog");
+        return;
+    };
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, 1, 1);
+    let connect = TcpConnectAuth::new(&auth);
+    let opts = ConnectionOptions {
+        connect_timeout: Duration::from_millis(600),
+        attempt_delay: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    TcpConnection::connect_addrs(&reactor, &connect, vec![hole, hole, hole], client, opts);
+    let mut attempts = Vec::new();
+    let reason = expect(&rx, "connect_failed", |ev| match ev {
+        Ev::Connecting(n) => {
+            attempts.push(n);
+            None
+        }
+        Ev::ConnectFailed(e) => Some(e),
+        Ev::Connected => panic!("connected to a full backlog"),
+        _ => None,
+    });
+    assert!(matches!(reason, ConnectError::TimedOut), "{reason:?}");
+    // All three ran side by side; the timeout bounds the whole connect, not each attempt.
+    assert_eq!(attempts, [1, 2, 3]);
+    assert!(start.elapsed() >= Duration::from_millis(550));
     finish(rt, &reactor);
 }
