@@ -19,6 +19,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use workloads::{Params, Workload};
 
+/// With `--features mimalloc`, every framework in the process allocates through mimalloc.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The frameworks under comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
 pub enum Framework {
