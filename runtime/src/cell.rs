@@ -423,17 +423,20 @@ impl<A: Actor> Cell<A> {
         }
         let dropped = self.drain();
         shared.counters.dropped.add(dropped as u64);
-        // A stopped actor blocks nobody: whoever was muted on it resumes. Only the actor's own
-        // turn clears these flags, so `word` tells which ones this clears.
-        let word = self.header.word.load();
-        self.header
-            .clear_blocking_flag(mute::OVERLOADED | mute::PRESSURED, worker);
-        if word & mute::OVERLOADED != 0 {
+        // A stopped actor blocks nobody (`is_blocking` is false once STOPPED is set): whoever
+        // was muted on it resumes. The flags are cleared too, so the gauges come back down;
+        // the RMW's previous word says which ones this call cleared.
+        let before = self
+            .header
+            .word
+            .clear_returning_previous(mute::OVERLOADED | mute::PRESSURED);
+        if before & mute::OVERLOADED != 0 {
             shared.counters.recoveries.inc();
         }
-        if word & mute::PRESSURED != 0 {
+        if before & mute::PRESSURED != 0 {
             shared.counters.pressure_released.inc();
         }
+        self.header.unmute_senders(worker);
         self.header.announce_down(reason);
         shared.counters.stopped.inc();
         dropped

@@ -43,10 +43,11 @@ const BLOCKING: u64 = OVERLOADED | PRESSURED | PARKED;
 const MUTE_ONE: u64 = 1 << 8;
 const FLAGS: u64 = MUTE_ONE - 1;
 
-/// Whether an actor in `word` mutes those who send to it.
+/// Whether an actor in `word` mutes those who send to it. A stopped actor never does, whatever
+/// flag a racing sender left on it.
 #[inline]
 pub(crate) const fn is_blocking(word: u64) -> bool {
-    word & BLOCKING != 0
+    word & BLOCKING != 0 && word & STOPPED == 0
 }
 
 /// How many receivers an actor in `word` is muted on.
@@ -96,6 +97,14 @@ impl MuteWord {
     #[inline]
     pub(crate) fn load_seqcst(&self) -> u64 {
         self.0.load(SeqCst)
+    }
+
+    /// Clears `flags` and returns the word as it was before: which of them this call cleared,
+    /// and (with [`is_blocking`]) whether it unblocked the actor.
+    #[inline]
+    pub(crate) fn clear_returning_previous(&self, flags: u64) -> u64 {
+        debug_assert_eq!(flags & !FLAGS, 0);
+        self.0.fetch_and(!flags, AcqRel)
     }
 
     /// Clears `flag`. Returns `Some(now_unblocked)` if this call cleared it, where
@@ -180,6 +189,15 @@ mod tests {
         assert_eq!(w.clear(OVERLOADED), None);
         assert_eq!(w.clear(PRESSURED), Some(true));
         assert!(!is_blocking(w.load()));
+    }
+
+    #[test]
+    fn a_stopped_actor_never_blocks() {
+        let w = MuteWord::new();
+        w.set(OVERLOADED);
+        assert!(is_blocking(w.load()));
+        w.set(STOPPED);
+        assert!(!is_blocking(w.load()), "a flag left on a stopped actor must not mute anyone");
     }
 
     #[test]
