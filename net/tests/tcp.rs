@@ -841,26 +841,10 @@ fn a_graceful_close_to_a_peer_that_never_reads_ends_by_reset() {
 fn connect_times_out_when_syns_go_unanswered() {
     // A listener that never accepts, with its backlog full: Linux drops further SYNs, so a
     // connect neither succeeds nor is refused.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    socket.listen(0).unwrap();
-    let addr = socket.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    let full = (0..16).any(|_| {
-        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            Ok(s) => {
-                fillers.push(s);
-                false
-            }
-            Err(_) => true,
-        }
-    });
-    if !full {
+    let Some((addr, socket, fillers)) = black_hole() else {
         eprintln!("skipped: this kernel answers SYNs beyond the backlog");
         return;
-    }
+    };
     let (rt, auth, reactor) = setup();
     let (tx, rx) = channel();
     let opts = ConnectionOptions {
