@@ -197,7 +197,10 @@ mod tests {
         w.set(OVERLOADED);
         assert!(is_blocking(w.load()));
         w.set(STOPPED);
-        assert!(!is_blocking(w.load()), "a flag left on a stopped actor must not mute anyone");
+        assert!(
+            !is_blocking(w.load()),
+            "a flag left on a stopped actor must not mute anyone"
+        );
     }
 
     #[test]
@@ -260,6 +263,22 @@ mod loom_mute {
         resumed: AtomicUsize,
     }
 
+    fn overloaded_receiver() -> Arc<Receiver> {
+        let r = Arc::new(Receiver {
+            word: MuteWord::new(),
+            muted: Mutex::new(Vec::new()),
+        });
+        r.word.set(OVERLOADED);
+        r
+    }
+
+    fn fresh_sender() -> Arc<Sender> {
+        Arc::new(Sender {
+            word: MuteWord::new(),
+            resumed: AtomicUsize::new(0),
+        })
+    }
+
     fn unblock(r: &Receiver) {
         if r.word.clear(OVERLOADED) == Some(true) {
             let list = std::mem::take(&mut *r.muted.lock().unwrap());
@@ -274,15 +293,8 @@ mod loom_mute {
     #[test]
     fn a_muted_sender_is_resumed_exactly_once() {
         loom::model(|| {
-            let r = Arc::new(Receiver {
-                word: MuteWord::new(),
-                muted: Mutex::new(Vec::new()),
-            });
-            r.word.set(OVERLOADED);
-            let s = Arc::new(Sender {
-                word: MuteWord::new(),
-                resumed: AtomicUsize::new(0),
-            });
+            let r = overloaded_receiver();
+            let s = fresh_sender();
 
             let r2 = r.clone();
             let recover = loom::thread::spawn(move || unblock(&r2));
@@ -315,15 +327,8 @@ mod loom_mute {
         // its high watermark) and R recovers. An overloaded S must not stay parked: either its
         // own turn carries on, or R's unmute resumes it; never both, never neither.
         loom::model(|| {
-            let r = Arc::new(Receiver {
-                word: MuteWord::new(),
-                muted: Mutex::new(Vec::new()),
-            });
-            r.word.set(OVERLOADED);
-            let s = Arc::new(Sender {
-                word: MuteWord::new(),
-                resumed: AtomicUsize::new(0),
-            });
+            let r = overloaded_receiver();
+            let s = fresh_sender();
             let r2 = r.clone();
             let recover = loom::thread::spawn(move || unblock(&r2));
             let s2 = s.clone();
@@ -353,20 +358,8 @@ mod loom_mute {
     #[test]
     fn two_receivers_recovering_resume_the_sender_once() {
         loom::model(|| {
-            let rs: Vec<_> = (0..2)
-                .map(|_| {
-                    let r = Arc::new(Receiver {
-                        word: MuteWord::new(),
-                        muted: Mutex::new(Vec::new()),
-                    });
-                    r.word.set(OVERLOADED);
-                    r
-                })
-                .collect();
-            let s = Arc::new(Sender {
-                word: MuteWord::new(),
-                resumed: AtomicUsize::new(0),
-            });
+            let rs: Vec<_> = (0..2).map(|_| overloaded_receiver()).collect();
+            let s = fresh_sender();
             for r in &rs {
                 s.word.add_mute();
                 r.muted.lock().unwrap().push(s.clone());
