@@ -21,7 +21,7 @@
 
 mod common;
 
-use rein::{Actor, ActorRef, Context, Report, Runtime};
+use rein::{Actor, ActorRef, AmbientAuth, Context, Report, Runtime};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -220,6 +220,10 @@ struct Case {
     failed_sends: AtomicU64,
     /// The initial graph's nodes, set before any message is sent.
     directory: OnceLock<Vec<ActorRef<Node>>>,
+    /// Release ticks handled (timer messages, not logged as traffic).
+    ticks: AtomicU64,
+    /// Pressure applied (each is released by one tick).
+    pressure_pairs: AtomicU64,
 }
 
 impl Case {
@@ -343,10 +347,17 @@ fn verify(tag: &Tag, case: &Case, report: &Report, backpressure: bool, totals: &
         "{tag}: some actor's state was never dropped (or dropped twice)"
     );
     let total = check(&logs).unwrap_or_else(|e| panic!("{tag}: {e}"));
+    let ticks = case.ticks.load(Relaxed);
+    assert_eq!(
+        ticks,
+        case.pressure_pairs.load(Relaxed),
+        "{tag}: every apply is released by exactly one tick"
+    );
+    assert_eq!(m.pressured_actors, 0, "{tag}: pressure left applied: {m:?}");
     assert_eq!(
         m.messages(),
-        total,
-        "{tag}: the runtime handled {} messages, the actors logged {total}",
+        total + ticks,
+        "{tag}: the runtime handled {} messages, the actors logged {total} (+{ticks} ticks)",
         m.messages()
     );
     eprintln!(
@@ -362,7 +373,12 @@ fn verify(tag: &Tag, case: &Case, report: &Report, backpressure: bool, totals: &
 }
 
 /// Starts a runtime for a case.
-fn build(threads: usize, batch: usize, watermarks: Option<(usize, usize)>, bp: bool) -> Runtime {
+fn build(
+    threads: usize,
+    batch: usize,
+    watermarks: Option<(usize, usize)>,
+    bp: bool,
+) -> (Runtime, AmbientAuth) {
     let mut b = Runtime::builder()
         .threads(threads)
         .batch(batch)
@@ -371,7 +387,7 @@ fn build(threads: usize, batch: usize, watermarks: Option<(usize, usize)>, bp: b
     if let Some((low, high)) = watermarks {
         b = b.watermarks(low, high);
     }
-    b.build().expect("runtime")
+    b.build_with_auth().expect("runtime")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,7 +408,13 @@ struct Node {
     originate: usize,
     /// Spawned nodes: whether to add a self-edge once started.
     self_edge: bool,
+    /// When set, the node applies backpressure at random and releases it on a timer tick.
+    auth: Option<AmbientAuth>,
+    pressured: bool,
 }
+
+/// `Hop::from` of a release tick: a timer message, not traffic.
+const RELEASE_TICK: u32 = u32::MAX;
 
 impl Node {
     fn new(case: Arc<Case>, id: u32, rng: Rng, originate: usize) -> Node {
@@ -405,7 +427,28 @@ impl Node {
             received: Vec::new(),
             originate,
             self_edge: false,
+            auth: None,
+            pressured: false,
         }
+    }
+
+    /// With authority, now and then apply backpressure and schedule its release on a timer
+    /// (ticks are never muted, so every pair is released and quiescence still comes).
+    fn maybe_apply_pressure(&mut self, ctx: &mut Context<Self>) {
+        let Some(auth) = &self.auth else { return };
+        if self.pressured || !self.rng.chance(8) {
+            return;
+        }
+        assert!(rein::pressure::apply(auth).expect("inside a behaviour"));
+        self.pressured = true;
+        self.case.pressure_pairs.fetch_add(1, Relaxed);
+        let delay = Duration::from_micros(self.rng.range(0, 2_000) as u64);
+        let tick = Hop {
+            from: RELEASE_TICK,
+            seq: 0,
+            hops: 0,
+        };
+        ctx.after_keeping_alive(delay, tick);
     }
 
     fn forward(&mut self, hops: u32) {
@@ -438,6 +481,13 @@ impl Actor for Node {
     }
 
     fn handle(&mut self, ctx: &mut Context<Self>, msg: Hop) {
+        if msg.from == RELEASE_TICK {
+            self.case.ticks.fetch_add(1, Relaxed);
+            let auth = self.auth.as_ref().expect("ticks only come with authority");
+            assert!(rein::pressure::release(auth).expect("inside a behaviour"));
+            self.pressured = false;
+            return;
+        }
         self.received.push((msg.from, msg.seq));
         if !self.initial_edges.is_empty() {
             let directory = self
@@ -462,6 +512,7 @@ impl Actor for Node {
             }
             child.edges.push(ctx.myself());
             child.self_edge = self.rng.chance(30);
+            child.auth = self.auth.clone();
             let child = ctx.spawn(child);
             self.edges.push(child);
         }
@@ -471,6 +522,7 @@ impl Actor for Node {
                 self.forward(msg.hops - 1);
             }
         }
+        self.maybe_apply_pressure(ctx);
     }
 }
 
@@ -495,6 +547,7 @@ fn random_graph_case(seed: u64, small_watermarks: bool, limit: Duration, totals:
     let budget = rng.range(2_000, 25_000) as i64;
     let spawn_budget = rng.range(0, 20) as i64;
     let backpressure = small_watermarks || !rng.chance(20);
+    let pressure = rng.chance(50);
     let watermarks = if small_watermarks {
         Some((4, 16))
     } else {
@@ -512,13 +565,13 @@ fn random_graph_case(seed: u64, small_watermarks: bool, limit: Duration, totals:
         desc: format!(
             "random graph: threads {threads}, batch {batch}, nodes {n}, feeders {feeders}x\
              {per_feeder}, budget {budget}, spawns {spawn_budget}, backpressure {backpressure}, \
-             watermarks {watermarks:?}"
+             watermarks {watermarks:?}, random apply/release {pressure}"
         ),
     };
     eprintln!("{tag}");
 
     let case = Case::new(budget, spawn_budget);
-    let rt = build(threads, batch, watermarks, backpressure);
+    let (rt, auth) = build(threads, batch, watermarks, backpressure);
     let nodes: Vec<ActorRef<Node>> = (0..n)
         .map(|_| {
             let id = case.new_id();
@@ -526,6 +579,7 @@ fn random_graph_case(seed: u64, small_watermarks: bool, limit: Duration, totals:
             let mut node = Node::new(case.clone(), id, rng.fork(), originate);
             // 0..=4 out-edges; self-edges and cycles arise naturally.
             node.initial_edges = (0..rng.range(0, 4)).map(|_| rng.below(n)).collect();
+            node.auth = pressure.then(|| auth.clone());
             rt.spawn(node)
         })
         .collect();
@@ -671,7 +725,7 @@ fn fan_in_case(seed: u64, mode: FanIn, totals: &mut Totals) {
     eprintln!("{tag}");
 
     let case = Case::new(0, 0);
-    let rt = build(threads, batch, watermarks, backpressure);
+    let (rt, _auth) = build(threads, batch, watermarks, backpressure);
     let sink = rt.spawn(Sink {
         case: case.clone(),
         id: case.new_id(),
