@@ -67,6 +67,11 @@ fn fanin_with_and_without_backpressure() {
 }
 
 #[test]
+fn slowdown_over_loopback() {
+    run(env!("CARGO_BIN_EXE_slowdown"), &["--seconds", "0.3"]);
+}
+
+#[test]
 fn outside_feed() {
     run(env!("CARGO_BIN_EXE_outside_feed"), &["--messages", "20000"]);
 }

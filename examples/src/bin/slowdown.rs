@@ -460,5 +460,5 @@ fn main() {
     );
     check_eq("bytes consumed", consumed, sent);
     check_eq("checksum", got_hash, want_hash);
-    println!("all {sent} bytes arrived intact; both runtimes ended by quiescence");
+    println!("ok: all {sent} bytes arrived intact; both runtimes ended by quiescence");
 }
