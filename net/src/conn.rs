@@ -106,6 +106,22 @@ pub struct Conn {
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) local: Option<SocketAddr>,
     pub(crate) writer: Option<rein::Recipient<Vec<u8>>>,
+    pub(crate) socket: Option<SocketOptions>,
+}
+
+/// The socket options a connection ended up with, read back from the kernel after applying
+/// [`ConnectionOptions`](crate::ConnectionOptions) (the kernel may round or double buffer
+/// sizes). `None` for a reading the platform does not give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// `TCP_NODELAY`.
+    pub nodelay: Option<bool>,
+    /// `SO_KEEPALIVE`.
+    pub keepalive: Option<bool>,
+    /// `SO_SNDBUF`, in bytes.
+    pub send_buffer_size: Option<usize>,
+    /// `SO_RCVBUF`, in bytes.
+    pub recv_buffer_size: Option<usize>,
 }
 
 impl fmt::Debug for Conn {
@@ -136,6 +152,7 @@ impl Conn {
             peer: None,
             local: None,
             writer: None,
+            socket: None,
         }
     }
 
@@ -224,6 +241,11 @@ impl Conn {
     /// The local address, once connected.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local
+    }
+
+    /// The socket options in force, once connected (see [`SocketOptions`]).
+    pub fn socket_options(&self) -> Option<SocketOptions> {
+        self.socket
     }
 
     /// An address other actors can send bytes to; each `Vec<u8>` is queued for writing. Their

@@ -15,7 +15,7 @@
 //! fails, whichever comes first. The first attempt to complete wins; the others are closed and
 //! deregistered at once. The whole connect is bounded by `connect_timeout` through a timer.
 
-use crate::conn::{CloseKind, Conn, Flow, Phase, SendToken};
+use crate::conn::{CloseKind, Conn, Flow, Phase, SendToken, SocketOptions};
 use crate::io_thread::{Reactor, Readiness, Registered};
 use crate::TcpConnectAuth;
 use mio::net::TcpStream;
@@ -106,6 +106,14 @@ pub struct ConnectionOptions {
     pub read_per_turn: usize,
     /// `TCP_NODELAY` (default on).
     pub nodelay: bool,
+    /// TCP keepalive: probe a silent peer after this long idle (default: off).
+    pub keepalive: Option<Duration>,
+    /// `SO_SNDBUF` in bytes (default: the kernel's choice).
+    pub send_buffer_size: Option<usize>,
+    /// `SO_RCVBUF` in bytes (default: the kernel's choice). Set when the connection is
+    /// established; the window scale was negotiated before, so very large values help less than
+    /// a receive buffer set on the listener.
+    pub recv_buffer_size: Option<usize>,
     /// Close (through [`ConnectionHandler::timed_out`]) after this long without data moving
     /// either way (default: none).
     pub idle_timeout: Option<Duration>,
@@ -133,6 +141,9 @@ impl Default for ConnectionOptions {
             low_watermark: 32 * 1024,
             read_per_turn: 64 * 1024,
             nodelay: true,
+            keepalive: None,
+            send_buffer_size: None,
+            recv_buffer_size: None,
             idle_timeout: None,
             connect_timeout: Duration::from_secs(10),
             attempt_delay: Duration::from_millis(250),
@@ -428,7 +439,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             timer.cancel();
         }
         let stream = self.stream.as_ref().expect("registered");
-        let _ = stream.set_nodelay(self.opts.nodelay);
+        self.conn.socket = Some(apply_socket_options(stream, &self.opts));
         self.conn.peer = stream.peer_addr().ok();
         self.conn.local = stream.local_addr().ok();
         self.conn.writer = Some(ctx.myself().recipient::<Vec<u8>>());
@@ -788,6 +799,28 @@ fn interleave(addrs: Vec<SocketAddr>) -> VecDeque<SocketAddr> {
         out.extend(v4.pop_front());
     }
     out
+}
+
+/// Applies the socket options in `opts` (a refusal leaves the kernel's value, which the
+/// read-back shows) and reads back what is in force.
+fn apply_socket_options(stream: &TcpStream, opts: &ConnectionOptions) -> SocketOptions {
+    let sock = socket2::SockRef::from(stream);
+    let _ = sock.set_nodelay(opts.nodelay);
+    if let Some(idle) = opts.keepalive {
+        let _ = sock.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle));
+    }
+    if let Some(bytes) = opts.send_buffer_size {
+        let _ = sock.set_send_buffer_size(bytes);
+    }
+    if let Some(bytes) = opts.recv_buffer_size {
+        let _ = sock.set_recv_buffer_size(bytes);
+    }
+    SocketOptions {
+        nodelay: sock.nodelay().ok(),
+        keepalive: sock.keepalive().ok(),
+        send_buffer_size: sock.send_buffer_size().ok(),
+        recv_buffer_size: sock.recv_buffer_size().ok(),
+    }
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ mod io_thread;
 mod listener;
 
 pub use auth::{TcpConnectAuth, TcpListenAuth};
-pub use conn::{Conn, Flow, SendError, SendToken};
+pub use conn::{Conn, Flow, SendError, SendToken, SocketOptions};
 pub use connection::{
     ConnMsg, ConnectError, ConnectionEnded, ConnectionHandler, ConnectionOptions, TcpConnection,
 };

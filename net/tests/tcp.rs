@@ -1151,3 +1151,52 @@ fn racing_unanswered_addresses_times_out_as_a_whole() {
     assert!(start.elapsed() >= Duration::from_millis(550));
     finish(rt, &reactor);
 }
+
+/// Reports the socket options in force once connected, then closes.
+struct OptionsReporter {
+    out: Sender<Option<SocketOptions>>,
+}
+
+impl ConnectionHandler for OptionsReporter {
+    fn connected(&mut self, conn: &mut Conn) {
+        let _ = self.out.send(conn.socket_options());
+        conn.close();
+    }
+    fn received(&mut self, _conn: &mut Conn, _data: Vec<u8>) -> Flow {
+        Flow::Continue
+    }
+}
+
+#[test]
+fn socket_options_are_applied_and_read_back() {
+    let (rt, auth, reactor) = setup();
+    let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), || {
+        Echo::new(None)
+    });
+    let connect = TcpConnectAuth::new(&auth);
+    let (tx, rx) = channel();
+    let tuned = ConnectionOptions {
+        keepalive: Some(Duration::from_secs(30)),
+        send_buffer_size: Some(256 * 1024),
+        recv_buffer_size: Some(128 * 1024),
+        nodelay: false,
+        ..ConnectionOptions::default()
+    };
+    let handler = OptionsReporter { out: tx.clone() };
+    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), handler, tuned);
+    let got = rx.recv_timeout(WAIT).unwrap().expect("read back");
+    assert_eq!(got.keepalive, Some(true));
+    assert_eq!(got.nodelay, Some(false));
+    // Linux doubles what it is given (for bookkeeping); anything at least the request is fine.
+    assert!(got.send_buffer_size.unwrap() >= 256 * 1024, "{got:?}");
+    assert!(got.recv_buffer_size.unwrap() >= 128 * 1024, "{got:?}");
+
+    let handler = OptionsReporter { out: tx };
+    let plain = ConnectionOptions::default();
+    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), handler, plain);
+    let got = rx.recv_timeout(WAIT).unwrap().expect("read back");
+    assert_eq!(got.keepalive, Some(false), "keepalive is off by default");
+    assert_eq!(got.nodelay, Some(true), "TCP_NODELAY is on by default");
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
