@@ -134,3 +134,8 @@ impl Backpressure {
 #[cfg(doctest)]
 #[doc = include_str!("../../docs/guide.md")]
 pub struct GuideDoctests;
+
+/// The code in `README.md`, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
