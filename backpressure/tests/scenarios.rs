@@ -4,7 +4,7 @@
 #[path = "../../runtime/tests/common.rs"]
 mod common;
 
-use common::wait;
+use common::{until, wait};
 use rein::{Actor, ActorRef, Context, Runtime, TrySendError};
 use rein_backpressure::{ApplyReleaseBackpressureAuth, Backpressure, OutsideBehaviour};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -299,9 +299,7 @@ fn run_reply_scenario() {
     });
     // Pressure is applied before the flood starts.
     needy.send(NeedsMsg::Helper(helper.clone())).unwrap();
-    while needy.backlog() > 0 {
-        std::thread::yield_now();
-    }
+    until("pressure to be applied", || needy.backlog() == 0);
     helper.send(HelperMsg::Flood).unwrap();
     wait(rt);
     assert_eq!(received.load(SeqCst), 200);
@@ -431,17 +429,6 @@ impl Actor for GateFeeder {
     type Msg = ();
     fn handle(&mut self, _: &mut Context<Self>, _: ()) {
         self.gate.send(GateMsg::Data).unwrap();
-    }
-}
-
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + common::LIMIT;
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -594,9 +581,7 @@ fn an_actor_with_its_own_watermarks_is_bounded_by_them() {
         received: received.clone(),
     });
     // Let `started` set the watermarks before anyone sends.
-    while sink.backlog() > 0 {
-        std::thread::yield_now();
-    }
+    until("the watermarks to be set", || sink.backlog() == 0);
     let producers = 3u64;
     for _ in 0..producers {
         rt.spawn(SmallProducer {

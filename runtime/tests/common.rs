@@ -21,3 +21,15 @@ pub fn wait(rt: Runtime) -> Report {
         Err(rt) => panic!("no quiescence within {LIMIT:?}: {:?}", rt.metrics()),
     }
 }
+
+/// Waits until `done()` holds, failing after [`LIMIT`] with `what` rather than hanging.
+pub fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {LIMIT:?} waiting for {what}"
+        );
+        std::thread::yield_now();
+    }
+}

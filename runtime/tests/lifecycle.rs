@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{runtime, wait};
+use common::{runtime, until, wait};
 use rein::{
     Actor, ActorDown, ActorRef, AskError, BuildError, Context, DownReason, ReplyTo, Runtime,
 };
@@ -125,11 +125,7 @@ fn a_send_to_a_stopped_actor_returns_the_message() {
         stopped_hook: hook.clone(),
     });
     a.send(0).unwrap();
-    let deadline = std::time::Instant::now() + common::LIMIT;
-    while !a.is_stopped() {
-        assert!(std::time::Instant::now() < deadline, "actor never stopped");
-        std::thread::yield_now();
-    }
+    until("the actor to stop", || a.is_stopped());
     let err = a.send(7).unwrap_err();
     assert_eq!(err.into_inner(), 7);
     let report = wait(rt);
@@ -212,9 +208,7 @@ fn a_panicking_actor_is_isolated_and_its_monitors_hear_of_it() {
     let watcher = rt.spawn(WatcherActor { downs: tx });
     watcher.send(Watcher::Watch(fragile.clone())).unwrap();
     // Make sure the monitor is in place before the panic.
-    while watcher.backlog() > 0 {
-        std::thread::yield_now();
-    }
+    until("the monitor to be in place", || watcher.backlog() == 0);
     fragile.send(false).unwrap();
     fragile.send(true).unwrap();
     for _ in 0..10 {
@@ -241,9 +235,7 @@ fn monitoring_an_actor_that_is_already_down_reports_at_once() {
         stopped_hook: hook.clone(),
     });
     victim.send(0).unwrap();
-    while !victim.is_stopped() {
-        std::thread::yield_now();
-    }
+    until("the victim to stop", || victim.is_stopped());
     struct Late {
         target: ActorRef<Stopper>,
         tx: mpsc::Sender<ActorDown>,
@@ -391,9 +383,9 @@ fn shutdown_is_prompt_runs_stopped_hooks_and_counts_undelivered() {
         stopped_hook: hook.clone(),
     });
     // Let every actor run its `started` hook (only started actors get `stopped`).
-    while rt.metrics().workers[0].turns < 6 {
-        std::thread::yield_now();
-    }
+    until("every actor to start", || {
+        rt.metrics().workers[0].turns >= 6
+    });
     for _ in 0..1000 {
         busy.send(()).unwrap();
     }
@@ -508,9 +500,7 @@ fn recipients_deliver_converted_messages_and_return_them_when_stopped() {
         r.send(i).unwrap();
     }
     sink.send(SinkMsg::Stop).unwrap();
-    while !r.is_stopped() {
-        std::thread::yield_now();
-    }
+    until("the sink to stop", || r.is_stopped());
     assert_eq!(r.send(99).unwrap_err().into_inner(), 99);
     wait(rt);
     assert_eq!(seen.load(SeqCst), 45);
