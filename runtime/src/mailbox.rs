@@ -165,6 +165,7 @@ mod tests {
         assert_eq!(mb.push(1), 0);
         assert_eq!(mb.push(2), 1);
         assert_eq!(mb.backlog(), 2);
+        // SAFETY: this test thread is the only consumer.
         unsafe {
             assert_eq!(mb.pop(), Some(1));
             assert_eq!(mb.pop(), Some(2));
@@ -206,6 +207,7 @@ mod tests {
         let mut next = [0u64; 4];
         let mut got = 0;
         while got < 40_000 {
+            // SAFETY: this test thread is the only consumer.
             if let Some((p, i)) = unsafe { mb.pop() } {
                 assert_eq!(next[p as usize], i, "sender {p} out of order");
                 next[p as usize] += 1;
@@ -215,6 +217,7 @@ mod tests {
         for p in producers {
             p.join().unwrap();
         }
+        // SAFETY: the only consumer retires exactly what it popped.
         assert_eq!(unsafe { mb.retire(got) }, 0);
     }
 }
@@ -238,11 +241,13 @@ mod loom_mailbox {
         loop {
             assert!(!actor.running.swap(true, AcqRel), "two turns at once");
             let mut n = 0;
+            // SAFETY: the `running` flag (asserted above) makes this turn the only consumer.
             while let Some(m) = unsafe { actor.mailbox.pop() } {
                 actor.seen.lock().unwrap().push(m);
                 n += 1;
             }
             actor.running.store(false, Release);
+            // SAFETY: the activation holder retires exactly what it popped.
             if unsafe { actor.mailbox.retire(n) } == 0 {
                 return;
             }
