@@ -4,10 +4,11 @@
 //! The scheduler sees cells only as [`Task`]s (`Arc<dyn Runnable>`). A task in a run queue *is*
 //! an activation (see [`crate::mailbox`]): whoever holds it runs the next turn, and the turn
 //! either hands the activation back (the mailbox count reached zero), keeps it while parked
-//! (muted), or requeues itself.
+//! (muted), keeps it while *lingering* on an otherwise idle worker (see
+//! [`crate::scheduler`]'s "Lingering"), or requeues itself.
 
 use crate::context::Context;
-use crate::mailbox::Mailbox;
+use crate::mailbox::{Mailbox, LINGER_TOKEN};
 use crate::monitor::{ActorDown, DownReason};
 use crate::mute::{self, MuteWord, Unmuted};
 use crate::registry::Slot;
@@ -34,6 +35,10 @@ pub(crate) trait Runnable: Send + Sync + 'static {
     fn stop_at_shutdown(self: Arc<Self>) -> u64;
     /// The backlog: messages counted in and not yet handled.
     fn backlog(&self) -> usize;
+    /// The mailbox count with its lingering token (see `crate::mailbox`): a racy reading.
+    fn raw_count(&self) -> usize;
+    /// Claims a lingering actor's activation (see `Mailbox::claim_lingering`).
+    fn claim_lingering(&self) -> Option<usize>;
 }
 
 /// The type-erased part of a cell that other actors and the scheduler touch.
@@ -145,11 +150,18 @@ impl Header {
         Worker::with_current(shared, |worker| {
             if before == 0 {
                 shared.schedule_activation(as_task(), worker);
+            } else if before & LINGER_TOKEN != 0 {
+                // It lingers on a worker that watches for mail. A sender outside the runtime
+                // leaves it there (that is the point); a sender on a worker takes it over, so
+                // that a conversation keeps running on one core as with an idle receiver.
+                if let Some(worker) = worker {
+                    worker.resume_claimed(as_task());
+                }
             }
             if !shared.config.backpressure {
                 return;
             }
-            let backlog = before + 1;
+            let backlog = (before & !LINGER_TOKEN) + 1;
             let (low, high) = self.watermarks(word);
             let over = backlog >= high;
             if over && word & mute::OVERLOADED == 0 && self.word.set(mute::OVERLOADED) {
@@ -536,8 +548,18 @@ impl<A: Actor> Runnable for Cell<A> {
             shared.counters.dropped.add(dropped as u64);
             retire += dropped;
         }
-        // SAFETY: we hold the activation and retire what we handled, dropped or held.
-        let left = unsafe { self.mailbox.retire(retire) };
+        // An otherwise idle worker keeps a drained, live actor activated for a while, so that a
+        // send from outside the runtime needs no scheduling (see `crate::scheduler`,
+        // "Lingering"). From here on the turn state may belong to whoever claims the token.
+        let linger = turn.actor.is_some() && worker.may_linger();
+        let left = if linger {
+            // SAFETY: we hold the activation, retire what we handled or held, and the token is
+            // clear while a turn runs.
+            unsafe { self.mailbox.linger(retire) }
+        } else {
+            // SAFETY: we hold the activation and retire what we handled, dropped or held.
+            unsafe { self.mailbox.retire(retire) }
+        };
         // SeqCst after the SeqCst retire: see `MuteWord::set`.
         let word = self.header.word.load_seqcst();
         if word & mute::OVERLOADED != 0
@@ -548,7 +570,15 @@ impl<A: Actor> Runnable for Cell<A> {
         {
             shared.counters.recoveries.inc();
         }
-        if left == 0 {
+        if linger {
+            if left == 0 {
+                worker.linger(self);
+            } else {
+                // Mail arrived while we retired: take the token back and run again, unless a
+                // sender on another worker claimed the actor first.
+                worker.resume_claimed(self);
+            }
+        } else if left == 0 {
             worker.activation_ended();
         } else {
             shared.requeue(self, Some(worker));
@@ -566,6 +596,14 @@ impl<A: Actor> Runnable for Cell<A> {
 
     fn backlog(&self) -> usize {
         self.mailbox.backlog()
+    }
+
+    fn raw_count(&self) -> usize {
+        self.mailbox.raw_count()
+    }
+
+    fn claim_lingering(&self) -> Option<usize> {
+        self.mailbox.claim_lingering()
     }
 }
 

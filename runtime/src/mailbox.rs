@@ -21,6 +21,18 @@
 //! Because producers count before they link, the consumer can briefly see `len > 0` while the
 //! newest node is not linked yet; `pop` then returns `None` and the turn simply ends with the
 //! actor still holding its activation, to be run again.
+//!
+//! # The lingering token
+//! A worker with nothing else to do may keep a drained actor activated for a while (the
+//! scheduler's "Lingering"), so that a producer outside the runtime need not schedule it. The
+//! consumer then ends its turn by retiring its messages *and* setting [`LINGER_TOKEN`], one high
+//! bit of `len`, in one RMW ([`Mailbox::linger`]). While the token is set, a producer's increment
+//! never starts from zero, so no producer schedules the actor; the activation belongs to the token.
+//! Whoever clears the token with a CAS ([`Mailbox::claim_lingering`]) gets it: the lingering
+//! worker when mail arrives or when it stops looking for work, or a sender on another worker that
+//! would rather run the actor itself. Exactly one CAS wins, so the "one holder" rule above still
+//! holds. (Loom model: `loom_linger` in this module.) The token is not a message: backlog readings
+//! mask it out.
 
 use crate::sync::{AtomicPtr, AtomicUsize, UnsafeCell};
 use std::mem::MaybeUninit;
@@ -42,12 +54,17 @@ impl<M> Node<M> {
     }
 }
 
+/// The high bit of the mailbox count that marks an actor as lingering (see the module docs).
+/// Backlogs stay far below it.
+pub(crate) const LINGER_TOKEN: usize = 1 << (usize::BITS - 2);
+
 pub(crate) struct Mailbox<M> {
     /// The most recently pushed node; producers swap it.
     head: AtomicPtr<Node<M>>,
     /// The stub: the node before the oldest unread message. Consumer only.
     tail: UnsafeCell<*mut Node<M>>,
-    /// Messages counted in by producers and not yet retired by the consumer.
+    /// Messages counted in by producers and not yet retired by the consumer, plus
+    /// [`LINGER_TOKEN`] while the actor lingers.
     len: AtomicUsize,
 }
 
@@ -71,7 +88,7 @@ impl<M> Mailbox<M> {
     }
 
     /// Enqueues `msg` and returns the count *before* this push. Zero means the actor was idle and
-    /// the caller must schedule it.
+    /// the caller must schedule it; [`LINGER_TOKEN`] set means it lingers.
     #[inline]
     pub(crate) fn push(&self, msg: M) -> usize {
         let node = Node::alloc(MaybeUninit::new(msg));
@@ -129,17 +146,60 @@ impl<M> Mailbox<M> {
         self.len.fetch_sub(n, SeqCst) - n
     }
 
+    /// Retires `n` activations like [`retire`](Self::retire) and sets [`LINGER_TOKEN`] in the
+    /// same RMW, handing the activation to the token. Returns the messages left (the token
+    /// masked out); the caller must not touch the turn state afterwards: any claimer may own it.
+    ///
+    /// # Safety
+    /// As for `retire`; the token must not be set (the activation holder never holds it).
+    #[inline]
+    pub(crate) unsafe fn linger(&self, n: usize) -> usize {
+        // SeqCst as in `retire`: this is the retire, with the token added by the same RMW.
+        let before = self.len.fetch_add(LINGER_TOKEN.wrapping_sub(n), SeqCst);
+        debug_assert!(before & LINGER_TOKEN == 0 && before >= n);
+        before - n
+    }
+
+    /// Clears [`LINGER_TOKEN`] if it is set, taking the activation it held. Returns the messages
+    /// waiting then: `Some(0)` means the caller has just made the actor idle (it ended the
+    /// activation); `Some(k > 0)` means the caller now holds the activation; `None` means the
+    /// token was not set (someone else claimed it, or the actor never lingered).
+    #[inline]
+    pub(crate) fn claim_lingering(&self) -> Option<usize> {
+        let mut current = self.len.load(Acquire);
+        loop {
+            if current & LINGER_TOKEN == 0 {
+                return None;
+            }
+            // SeqCst: the claim is a retire of the token (see `retire`); Acquire on failure to
+            // re-read a fresh count.
+            match self
+                .len
+                .compare_exchange_weak(current, current - LINGER_TOKEN, SeqCst, Acquire)
+            {
+                Ok(_) => return Some(current - LINGER_TOKEN),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// The raw count, token included, for a lingering worker's cheap "any mail yet?" look.
+    #[inline]
+    pub(crate) fn raw_count(&self) -> usize {
+        self.len.load(Relaxed)
+    }
+
     /// Messages counted in and not yet retired, read with SeqCst (see `MuteWord::set`).
     #[inline]
     pub(crate) fn backlog_seqcst(&self) -> usize {
-        self.len.load(SeqCst)
+        self.len.load(SeqCst) & !LINGER_TOKEN
     }
 
     /// Messages counted in and not yet retired: the backlog. A racy reading, fine for metrics and
     /// for overload detection.
     #[inline]
     pub(crate) fn backlog(&self) -> usize {
-        self.len.load(Relaxed)
+        self.len.load(Relaxed) & !LINGER_TOKEN
     }
 }
 
@@ -289,6 +349,123 @@ mod loom_mailbox {
                 assert_eq!(order, vec![0, 1], "sender {p} out of order");
             }
             assert_eq!(actor.mailbox.backlog(), 0, "activation leaked");
+        });
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_linger {
+    //! A worker lingers on a drained actor while a sender outside the runtime and a sender on
+    //! another worker race it: the outside sender only pushes, the worker sender tries to take
+    //! the actor over, and the lingering worker runs it when it sees mail and finally claims it
+    //! back. The model checks that every message is handled exactly once, that two turns never
+    //! overlap, and that the actor ends idle with the token cleared.
+    use super::*;
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::{Arc, Mutex};
+
+    struct Actor {
+        mailbox: Mailbox<usize>,
+        running: AtomicBool,
+        seen: Mutex<Vec<usize>>,
+    }
+
+    /// One turn by the activation holder: pops what is linked and returns how many.
+    fn turn(actor: &Actor) -> usize {
+        assert!(!actor.running.swap(true, AcqRel), "two turns at once");
+        let mut n = 0;
+        // SAFETY: the `running` flag (asserted above) makes this turn the only consumer.
+        while let Some(m) = unsafe { actor.mailbox.pop() } {
+            actor.seen.lock().unwrap().push(m);
+            n += 1;
+        }
+        actor.running.store(false, Release);
+        n
+    }
+
+    /// Turns that end by handing the activation back, as on a busy worker.
+    fn run_turns(actor: &Actor) {
+        loop {
+            let n = turn(actor);
+            // SAFETY: the activation holder retires exactly what it popped.
+            if unsafe { actor.mailbox.retire(n) } == 0 {
+                return;
+            }
+            loom::thread::yield_now();
+        }
+    }
+
+    /// Turns that end by lingering, as on an idle worker; returns when someone else holds the
+    /// activation or the actor is idle.
+    fn run_turns_lingering(actor: &Actor) {
+        loop {
+            let n = turn(actor);
+            // SAFETY: we hold the activation, retire what we popped, and the token is clear.
+            if unsafe { actor.mailbox.linger(n) } == 0 {
+                return;
+            }
+            // Mail arrived meanwhile: take the token back, unless a sender claimed it first.
+            match actor.mailbox.claim_lingering() {
+                Some(0) | None => return,
+                Some(_) => loom::thread::yield_now(),
+            }
+        }
+    }
+
+    #[test]
+    fn lingering_never_loses_duplicates_or_overlaps_turns() {
+        // Three threads with retry loops: bound the preemptions (loom's recommended practice) so
+        // the model finishes in CI; every bug found so far needed at most two.
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
+            let actor = Arc::new(Actor {
+                // One activation, held by the lingering worker below.
+                mailbox: Mailbox::new(1),
+                running: AtomicBool::new(false),
+                seen: Mutex::new(Vec::new()),
+            });
+            // SAFETY: the main thread holds the only activation and has popped nothing.
+            assert_eq!(unsafe { actor.mailbox.linger(1) }, 0);
+
+            let outside = {
+                let actor = actor.clone();
+                loom::thread::spawn(move || {
+                    if actor.mailbox.push(1) == 0 {
+                        run_turns(&actor);
+                    }
+                })
+            };
+            let worker_sender = {
+                let actor = actor.clone();
+                loom::thread::spawn(move || {
+                    let before = actor.mailbox.push(2);
+                    if before == 0 {
+                        run_turns(&actor);
+                    } else if before & LINGER_TOKEN != 0 {
+                        if let Some(1..) = actor.mailbox.claim_lingering() {
+                            run_turns(&actor);
+                        }
+                    }
+                })
+            };
+
+            // The lingering worker: one look for mail, then it stops looking and claims back.
+            if actor.mailbox.raw_count() > LINGER_TOKEN {
+                if let Some(1..) = actor.mailbox.claim_lingering() {
+                    run_turns_lingering(&actor);
+                }
+            }
+            if let Some(1..) = actor.mailbox.claim_lingering() {
+                run_turns(&actor);
+            }
+
+            outside.join().unwrap();
+            worker_sender.join().unwrap();
+            let mut seen = actor.seen.lock().unwrap().clone();
+            seen.sort_unstable();
+            assert_eq!(seen, vec![1, 2], "lost or duplicated");
+            assert_eq!(actor.mailbox.raw_count(), 0, "token or activation leaked");
         });
     }
 }

@@ -20,6 +20,20 @@
 //! exit. A runtime that is not armed just sleeps, so an embedding application can keep feeding
 //! it from its own threads.
 //!
+//! # Lingering
+//! An actor fed from a thread outside the runtime (a driver loop, a reactor, another runtime)
+//! tends to be drained by an idle worker faster than it is fed, so every message finds it idle and
+//! the sender pays for a schedule: a refcount bump, an injector push, a wake-up check. When a turn
+//! drains its actor on a worker that has nothing else queued, the worker instead keeps the
+//! activation for a while: the turn sets the mailbox's lingering token (see [`crate::mailbox`])
+//! and the worker keeps the actor in a small list (at most 64) that it watches while it looks for
+//! work. A send then only pushes the message; the worker notices the mail and runs the actor.
+//! Before the worker sleeps (or exits) it claims every token back, so quiescence counting and
+//! idle CPU are unchanged. A sender on a worker does not leave the actor lingering elsewhere: it
+//! claims the token and runs the actor next on its own core, exactly as if the actor had been
+//! idle, so request/response pairs keep their locality. Lingering actors with mail beyond the
+//! first go to the worker's stealable queue, so other workers can share them.
+//!
 //! # Sleeping without lost wake-ups
 //! A worker registers as sleeping (SeqCst), re-checks every queue, and only then parks; a thread
 //! that pushes work fences (SeqCst) and then reads the sleeper count. One of the two always sees
@@ -212,7 +226,7 @@ impl Shared {
         // microseconds: a producer outside the runtime, or an actor on another worker, is often
         // about to hand over more work. Bounded, so an idle runtime still goes quiet at once.
         for round in 0..SPIN_BEFORE_PARK {
-            if self.has_stealable_work() || !self.is_open() {
+            if self.has_stealable_work() || worker.lingering_has_mail() || !self.is_open() {
                 return true;
             }
             if round % 16 == 15 {
@@ -220,6 +234,10 @@ impl Shared {
             } else {
                 std::hint::spin_loop();
             }
+        }
+        // Lingering actors hold activations: give them up before counting for quiescence.
+        if worker.stop_lingering() {
+            return true;
         }
         worker.publish();
         {

@@ -9,6 +9,7 @@
 
 use super::Shared;
 use crate::cell::{Header, Task};
+use crate::mailbox::LINGER_TOKEN;
 use crossbeam_deque::Steal;
 use crossbeam_utils::sync::Parker;
 use std::cell::{Cell, RefCell};
@@ -20,6 +21,9 @@ use std::sync::Arc;
 const NEXT_SLOT_STREAK: u32 = 3;
 /// Check the injector first every this many picks, so outside work is never starved.
 const INJECTOR_INTERVAL: u32 = 61;
+/// Most drained actors a worker keeps activated while it looks for work (see the scheduler's
+/// "Lingering"): each costs one load per look.
+const LINGER_MAX: usize = 64;
 
 thread_local! {
     static CURRENT: Cell<*const Worker> = const { Cell::new(ptr::null()) };
@@ -47,6 +51,8 @@ pub(crate) struct Worker {
     current: Cell<*const Header>,
     /// Receivers that blocked when the current behaviour sent to them.
     blocking: RefCell<Vec<Task>>,
+    /// Drained actors this worker keeps activated (each holds one extra activation).
+    lingering: RefCell<Vec<Task>>,
 }
 
 impl Worker {
@@ -71,6 +77,7 @@ impl Worker {
             steals: Cell::new(0),
             current: Cell::new(ptr::null()),
             blocking: RefCell::new(Vec::new()),
+            lingering: RefCell::new(Vec::new()),
         }
     }
 
@@ -120,6 +127,7 @@ impl Worker {
                 break;
             }
         }
+        self.stop_lingering();
         self.publish();
         // Drop what is left (its actors are stopped by the shutdown that follows).
         drop(self.next.take());
@@ -147,8 +155,97 @@ impl Worker {
         self.next_streak.set(0);
         self.local
             .pop()
+            .or_else(|| self.take_lingering_with_mail())
             .or_else(|| self.shared.steal_from_injector(&self.local))
             .or_else(|| self.steal())
+    }
+
+    /// Whether the turn ending now may keep its drained actor activated: only when this worker
+    /// has nothing else queued (a busy worker would make the actor's next message wait behind its
+    /// queue, where no other worker can take it) and has room.
+    #[inline]
+    pub(crate) fn may_linger(&self) -> bool {
+        let next = self.next.take();
+        let idle = next.is_none();
+        self.next.set(next);
+        idle && self.local.is_empty() && self.lingering.borrow().len() < LINGER_MAX
+    }
+
+    /// Keeps a drained actor, which holds one extra activation, until it gets mail or this
+    /// worker stops looking for work.
+    pub(crate) fn linger(&self, task: Task) {
+        self.lingering.borrow_mut().push(task);
+    }
+
+    /// Claims `task`'s lingering token and, if that leaves it activated, runs it next on this
+    /// worker (without counting a new activation: the token's carries over).
+    pub(crate) fn resume_claimed(&self, task: Task) {
+        match task.claim_lingering() {
+            Some(0) => self.activation_ended(),
+            Some(_) => self.push_next(task),
+            None => {}
+        }
+    }
+
+    /// Whether any lingering actor has mail: one load per lingering actor.
+    pub(crate) fn lingering_has_mail(&self) -> bool {
+        self.lingering
+            .borrow()
+            .iter()
+            .any(|t| t.raw_count() > LINGER_TOKEN)
+    }
+
+    /// Claims every lingering actor that has mail: the first to run now, the others queued where
+    /// idle workers can steal them. Forgets actors that someone else claimed.
+    fn take_lingering_with_mail(&self) -> Option<Task> {
+        let mut lingering = self.lingering.borrow_mut();
+        let mut first = None;
+        let mut queued = false;
+        let mut i = 0;
+        while i < lingering.len() {
+            let count = lingering[i].raw_count();
+            if count == LINGER_TOKEN {
+                i += 1;
+                continue;
+            }
+            let task = lingering.swap_remove(i);
+            if count & LINGER_TOKEN == 0 {
+                // Claimed by someone else since.
+                continue;
+            }
+            match task.claim_lingering() {
+                Some(0) => self.activation_ended(),
+                Some(_) if first.is_none() => first = Some(task),
+                Some(_) => {
+                    self.local.push(task);
+                    queued = true;
+                }
+                None => {}
+            }
+        }
+        drop(lingering);
+        if queued {
+            self.shared.notify_one();
+        }
+        first
+    }
+
+    /// Claims back every lingering actor, before this worker sleeps or exits. Returns whether
+    /// any had mail (and is now queued here).
+    pub(crate) fn stop_lingering(&self) -> bool {
+        let lingering = std::mem::take(&mut *self.lingering.borrow_mut());
+        let mut queued = false;
+        for task in lingering {
+            match task.claim_lingering() {
+                Some(0) => self.activation_ended(),
+                Some(_) => {
+                    self.push_back(task);
+                    queued = true;
+                }
+                None => {}
+            }
+        }
+        queued
     }
 
     fn steal(&self) -> Option<Task> {
