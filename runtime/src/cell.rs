@@ -551,7 +551,9 @@ impl<A: Actor> Runnable for Cell<A> {
         // An otherwise idle worker keeps a drained, live actor activated for a while, so that a
         // send from outside the runtime needs no scheduling (see `crate::scheduler`,
         // "Lingering"). From here on the turn state may belong to whoever claims the token.
-        let linger = turn.actor.is_some() && worker.may_linger();
+        // Only a drained actor lingers (a racy look: mail that lands after it is handled below).
+        let linger =
+            turn.actor.is_some() && self.mailbox.backlog() <= retire && worker.may_linger();
         let left = if linger {
             // SAFETY: we hold the activation, retire what we handled or held, and the token is
             // clear while a turn runs.
@@ -574,9 +576,13 @@ impl<A: Actor> Runnable for Cell<A> {
             if left == 0 {
                 worker.linger(self);
             } else {
-                // Mail arrived while we retired: take the token back and run again, unless a
-                // sender on another worker claimed the actor first.
-                worker.resume_claimed(self);
+                // Mail arrived while we retired: take the token back and requeue as below,
+                // unless a sender on another worker claimed the actor first.
+                match self.mailbox.claim_lingering() {
+                    Some(0) => worker.activation_ended(),
+                    Some(_) => shared.requeue(self, Some(worker)),
+                    None => {}
+                }
             }
         } else if left == 0 {
             worker.activation_ended();

@@ -166,3 +166,46 @@ fn outside_round_robin_with_forwarding_delivers_everything_in_order() {
         }
     }
 }
+
+/// Sends itself a message per message until told to stop: keeps its worker busy forever.
+struct Spinner {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Actor for Spinner {
+    type Msg = ();
+    fn handle(&mut self, ctx: &mut Context<Self>, _: ()) {
+        if !self.stop.load(std::sync::atomic::Ordering::SeqCst) {
+            ctx.myself().send(()).ok().unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_worker_that_becomes_busy_does_not_starve_the_actors_it_lingers_on() {
+    // One worker. The acker is drained while the worker is idle, so it lingers there; then a
+    // spinner keeps that worker's own queue non-empty for good. A message to the acker from
+    // outside finds it lingering (no schedule), so only the busy worker can let it run.
+    for _ in 0..20 {
+        let rt = runtime(1);
+        let (acks, acked) = mpsc::channel();
+        let acker = rt.spawn(Acker { acks });
+        acker.send(0).unwrap();
+        assert_eq!(acked.recv_timeout(LIMIT).unwrap(), 0);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let spinner = rt.spawn(Spinner { stop: stop.clone() });
+        spinner.send(()).ok().unwrap();
+        acker.send(1).unwrap();
+        let answer = acked.recv_timeout(LIMIT);
+        let metrics = rt.metrics();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            answer,
+            Ok(1),
+            "the lingering actor starved behind a busy worker: backlog {}, {metrics:?}",
+            acker.backlog()
+        );
+        drop((acker, spinner));
+        assert!(wait(rt).quiescent);
+    }
+}

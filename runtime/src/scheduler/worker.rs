@@ -139,6 +139,12 @@ impl Worker {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % INJECTOR_INTERVAL == 0 {
+            // Lingering is for idle workers. One that has become busy gives its lingering actors
+            // up (those with mail to its stealable queue), so that a long run of local work
+            // cannot keep them waiting while other workers could run them.
+            if !self.lingering.borrow().is_empty() && self.has_queued_work() {
+                self.stop_lingering();
+            }
             if let Some(task) = self.shared.steal_from_injector(&self.local) {
                 return Some(task);
             }
@@ -165,10 +171,16 @@ impl Worker {
     /// queue, where no other worker can take it) and has room.
     #[inline]
     pub(crate) fn may_linger(&self) -> bool {
+        !self.has_queued_work() && self.lingering.borrow().len() < LINGER_MAX
+    }
+
+    /// Whether the next slot or the local queue holds a task.
+    #[inline]
+    fn has_queued_work(&self) -> bool {
         let next = self.next.take();
-        let idle = next.is_none();
+        let occupied = next.is_some();
         self.next.set(next);
-        idle && self.local.is_empty() && self.lingering.borrow().len() < LINGER_MAX
+        occupied || !self.local.is_empty()
     }
 
     /// Keeps a drained actor, which holds one extra activation, until it gets mail or this
