@@ -551,9 +551,7 @@ impl<A: Actor> Runnable for Cell<A> {
         // An otherwise idle worker keeps a drained, live actor activated for a while, so that a
         // send from outside the runtime needs no scheduling (see `crate::scheduler`,
         // "Lingering"). From here on the turn state may belong to whoever claims the token.
-        // Only a drained actor lingers (a racy look: mail that lands after it is handled below).
-        let linger =
-            turn.actor.is_some() && self.mailbox.backlog() <= retire && worker.may_linger();
+        let linger = turn.actor.is_some() && worker.may_linger();
         let left = if linger {
             // SAFETY: we hold the activation, retire what we handled or held, and the token is
             // clear while a turn runs.
@@ -576,13 +574,10 @@ impl<A: Actor> Runnable for Cell<A> {
             if left == 0 {
                 worker.linger(self);
             } else {
-                // Mail arrived while we retired: take the token back and requeue as below,
+                // Mail is waiting: take the token back and run again next on this otherwise idle
+                // worker (the next slot spares the deque and the wake-up check of a requeue),
                 // unless a sender on another worker claimed the actor first.
-                match self.mailbox.claim_lingering() {
-                    Some(0) => worker.activation_ended(),
-                    Some(_) => shared.requeue(self, Some(worker)),
-                    None => {}
-                }
+                worker.resume_claimed(self);
             }
         } else if left == 0 {
             worker.activation_ended();

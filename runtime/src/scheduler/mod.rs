@@ -29,8 +29,8 @@
 //! and the worker keeps the actor in a small list (at most 64) that it watches while it looks for
 //! work. A send then only pushes the message; the worker notices the mail and runs the actor.
 //! Before the worker sleeps (or exits) it claims every token back, so quiescence counting and
-//! idle CPU are unchanged; a worker that has become busy gives them up too (at its periodic
-//! injector check), so its own queue cannot keep them waiting while other workers are free. A sender on a worker does not leave the actor lingering elsewhere: it
+//! idle CPU are unchanged. A worker that has become busy moves those with mail to its stealable
+//! queue at its periodic injector check, so its own work cannot keep them waiting for long. A sender on a worker does not leave the actor lingering elsewhere: it
 //! claims the token and runs the actor next on its own core, exactly as if the actor had been
 //! idle, so request/response pairs keep their locality. Lingering actors with mail beyond the
 //! first go to the worker's stealable queue, so other workers can share them.

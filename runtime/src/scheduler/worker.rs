@@ -139,11 +139,14 @@ impl Worker {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % INJECTOR_INTERVAL == 0 {
-            // Lingering is for idle workers. One that has become busy gives its lingering actors
-            // up (those with mail to its stealable queue), so that a long run of local work
-            // cannot keep them waiting while other workers could run them.
+            // A worker that has become busy moves its lingering actors that have mail to its
+            // stealable queue, so that a long run of local work (say, an actor that keeps
+            // messaging itself) cannot keep them waiting while other workers could run them.
+            // The others keep lingering: they have nothing to wait for.
             if !self.lingering.borrow().is_empty() && self.has_queued_work() {
-                self.stop_lingering();
+                if let Some(task) = self.take_lingering_with_mail() {
+                    self.push_back(task);
+                }
             }
             if let Some(task) = self.shared.steal_from_injector(&self.local) {
                 return Some(task);
