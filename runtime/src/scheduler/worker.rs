@@ -51,7 +51,9 @@ pub(crate) struct Worker {
     current: Cell<*const Header>,
     /// Receivers that blocked when the current behaviour sent to them.
     blocking: RefCell<Vec<Task>>,
-    /// Drained actors this worker keeps activated (each holds one extra activation).
+    /// Drained actors this worker keeps activated, their activations held by the mailbox's
+    /// lingering token. Entries may be stale (claimed by a sender since): the token, not this
+    /// list, says who holds an activation.
     lingering: RefCell<Vec<Task>>,
 }
 
@@ -186,8 +188,8 @@ impl Worker {
         occupied || !self.local.is_empty()
     }
 
-    /// Keeps a drained actor, which holds one extra activation, until it gets mail or this
-    /// worker stops looking for work.
+    /// Watches a drained actor whose turn just set its lingering token, until it gets mail or
+    /// this worker stops looking for work.
     pub(crate) fn linger(&self, task: Task) {
         self.lingering.borrow_mut().push(task);
     }
@@ -225,7 +227,7 @@ impl Worker {
             }
             let task = lingering.swap_remove(i);
             if count & LINGER_TOKEN == 0 {
-                // Claimed by someone else since.
+                // A stale entry: claimed by someone else since.
                 continue;
             }
             match task.claim_lingering() {
