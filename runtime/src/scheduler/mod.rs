@@ -32,8 +32,10 @@
 //! idle CPU are unchanged. A worker that has become busy moves those with mail to its stealable
 //! queue at its periodic injector check, so its own work cannot keep them waiting for long. A sender on a worker does not leave the actor lingering elsewhere: it
 //! claims the token and runs the actor next on its own core, exactly as if the actor had been
-//! idle, so request/response pairs keep their locality. Lingering actors with mail beyond the
-//! first go to the worker's stealable queue, so other workers can share them.
+//! idle, so request/response pairs keep their locality. When some worker sleeps, lingering
+//! actors with mail beyond the first go to the worker's stealable queue (and one sleeper is
+//! woken), so idle workers can share them; otherwise they keep lingering and are taken one at a
+//! time, round the list, so that their turns can linger again.
 //!
 //! # Sleeping without lost wake-ups
 //! A worker registers as sleeping (SeqCst), re-checks every queue, and only then parks; a thread
@@ -183,6 +185,12 @@ impl Shared {
                 self.notify_one();
             }
         }
+    }
+
+    /// Whether some worker sleeps (and could be woken to share work): a racy reading.
+    #[inline]
+    pub(crate) fn has_sleepers(&self) -> bool {
+        self.num_sleeping.load(Relaxed) != 0
     }
 
     /// Wakes one sleeping worker, if any, after work was pushed where it could be stolen.

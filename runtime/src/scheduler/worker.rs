@@ -55,6 +55,8 @@ pub(crate) struct Worker {
     /// lingering token. Entries may be stale (claimed by a sender since): the token, not this
     /// list, says who holds an activation.
     lingering: RefCell<Vec<Task>>,
+    /// Where the next look for a lingering actor with mail starts.
+    linger_cursor: Cell<usize>,
 }
 
 impl Worker {
@@ -80,6 +82,7 @@ impl Worker {
             current: Cell::new(ptr::null()),
             blocking: RefCell::new(Vec::new()),
             lingering: RefCell::new(Vec::new()),
+            linger_cursor: Cell::new(0),
         }
     }
 
@@ -146,7 +149,7 @@ impl Worker {
             // messaging itself) cannot keep them waiting while other workers could run them.
             // The others keep lingering: they have nothing to wait for.
             if !self.lingering.borrow().is_empty() && self.has_queued_work() {
-                if let Some(task) = self.take_lingering_with_mail() {
+                if let Some(task) = self.take_lingering_with_mail(true) {
                     self.push_back(task);
                 }
             }
@@ -166,7 +169,7 @@ impl Worker {
         self.next_streak.set(0);
         self.local
             .pop()
-            .or_else(|| self.take_lingering_with_mail())
+            .or_else(|| self.take_lingering_with_mail(self.shared.has_sleepers()))
             .or_else(|| self.shared.steal_from_injector(&self.local))
             .or_else(|| self.steal())
     }
@@ -212,19 +215,28 @@ impl Worker {
             .any(|t| t.raw_count() > LINGER_TOKEN)
     }
 
-    /// Claims every lingering actor that has mail: the first to run now, the others queued where
-    /// idle workers can steal them. Forgets actors that someone else claimed.
-    fn take_lingering_with_mail(&self) -> Option<Task> {
+    /// Claims a lingering actor that has mail, to run now, and forgets entries someone else
+    /// claimed. With `share`, it claims every one that has mail and queues the others where
+    /// idle workers can steal them; without, the others keep lingering (so that the turns they
+    /// are about to run can linger again) and the next look starts after this one, so that
+    /// every lingering actor gets its turn.
+    fn take_lingering_with_mail(&self, share: bool) -> Option<Task> {
         let mut lingering = self.lingering.borrow_mut();
         let mut first = None;
         let mut queued = false;
-        let mut i = 0;
-        while i < lingering.len() {
+        let mut i = self.linger_cursor.get().min(lingering.len());
+        let mut looked = 0;
+        while looked < lingering.len() && (share || first.is_none()) {
+            if i >= lingering.len() {
+                i = 0;
+            }
             let count = lingering[i].raw_count();
             if count == LINGER_TOKEN {
                 i += 1;
+                looked += 1;
                 continue;
             }
+            // `swap_remove` brings the last entry to `i`: look there again.
             let task = lingering.swap_remove(i);
             if count & LINGER_TOKEN == 0 {
                 // A stale entry: claimed by someone else since.
@@ -240,6 +252,7 @@ impl Worker {
                 None => {}
             }
         }
+        self.linger_cursor.set(i);
         drop(lingering);
         if queued {
             self.shared.notify_one();
