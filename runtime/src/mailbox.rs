@@ -283,53 +283,78 @@ mod tests {
 }
 
 #[cfg(all(test, loom))]
+mod loom_actor {
+    //! The stand-in actor of the loom models: a mailbox, a flag that catches two turns running
+    //! at once, and the log of what its turns handled.
+    use super::*;
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::Mutex;
+
+    pub(super) struct Actor<M> {
+        pub(super) mailbox: Mailbox<M>,
+        running: AtomicBool,
+        pub(super) seen: Mutex<Vec<M>>,
+    }
+
+    impl<M: Clone> Actor<M> {
+        pub(super) fn new(initial_activation: usize) -> Self {
+            Actor {
+                mailbox: Mailbox::new(initial_activation),
+                running: AtomicBool::new(false),
+                seen: Mutex::new(Vec::new()),
+            }
+        }
+
+        /// One turn by the activation holder: pops what is linked and returns how many.
+        pub(super) fn turn(&self) -> usize {
+            assert!(!self.running.swap(true, AcqRel), "two turns at once");
+            let mut n = 0;
+            // SAFETY: the `running` flag (asserted above) makes this turn the only consumer.
+            while let Some(m) = unsafe { self.mailbox.pop() } {
+                self.seen.lock().unwrap().push(m);
+                n += 1;
+            }
+            self.running.store(false, Release);
+            n
+        }
+
+        /// Turns that end by handing the activation back, as on a busy worker, until it is.
+        pub(super) fn run_turns(&self) {
+            loop {
+                let n = self.turn();
+                // SAFETY: the activation holder retires exactly what it popped.
+                if unsafe { self.mailbox.retire(n) } == 0 {
+                    return;
+                }
+                // Still holding the activation: a push is counted but not linked yet.
+                loom::thread::yield_now();
+            }
+        }
+
+        pub(super) fn seen(&self) -> Vec<M> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
 mod loom_mailbox {
     //! Producers race the consumer's end of turn. Each producer that sees the count go from zero
     //! runs a turn itself (standing in for a worker). The model checks that every message is
     //! handled exactly once, in per-sender order, and that two turns never overlap.
-    use super::*;
-    use loom::sync::atomic::AtomicBool;
-    use loom::sync::{Arc, Mutex};
+    use super::loom_actor::Actor;
+    use loom::sync::Arc;
 
-    struct Actor {
-        mailbox: Mailbox<(usize, usize)>,
-        running: AtomicBool,
-        seen: Mutex<Vec<(usize, usize)>>,
-    }
-
-    fn run_turns(actor: &Actor) {
-        loop {
-            assert!(!actor.running.swap(true, AcqRel), "two turns at once");
-            let mut n = 0;
-            // SAFETY: the `running` flag (asserted above) makes this turn the only consumer.
-            while let Some(m) = unsafe { actor.mailbox.pop() } {
-                actor.seen.lock().unwrap().push(m);
-                n += 1;
-            }
-            actor.running.store(false, Release);
-            // SAFETY: the activation holder retires exactly what it popped.
-            if unsafe { actor.mailbox.retire(n) } == 0 {
-                return;
-            }
-            // Still holding the activation: a push is counted but not linked yet.
-            loom::thread::yield_now();
-        }
-    }
-
-    fn send(actor: &Actor, msg: (usize, usize)) {
+    fn send(actor: &Actor<(usize, usize)>, msg: (usize, usize)) {
         if actor.mailbox.push(msg) == 0 {
-            run_turns(actor);
+            actor.run_turns();
         }
     }
 
     #[test]
     fn every_message_is_handled_once_and_the_actor_never_stalls() {
         loom::model(|| {
-            let actor = Arc::new(Actor {
-                mailbox: Mailbox::new(0),
-                running: AtomicBool::new(false),
-                seen: Mutex::new(Vec::new()),
-            });
+            let actor = Arc::new(Actor::new(0));
             let handles: Vec<_> = (0..2)
                 .map(|p| {
                     let actor = actor.clone();
@@ -342,7 +367,7 @@ mod loom_mailbox {
             for h in handles {
                 h.join().unwrap();
             }
-            let seen = actor.seen.lock().unwrap().clone();
+            let seen = actor.seen();
             assert_eq!(seen.len(), 4, "lost or duplicated: {seen:?}");
             for p in 0..2 {
                 let order: Vec<_> = seen.iter().filter(|m| m.0 == p).map(|m| m.1).collect();
@@ -360,46 +385,15 @@ mod loom_linger {
     //! the actor over, and the lingering worker runs it when it sees mail and finally claims it
     //! back. The model checks that every message is handled exactly once, that two turns never
     //! overlap, and that the actor ends idle with the token cleared.
-    use super::*;
-    use loom::sync::atomic::AtomicBool;
-    use loom::sync::{Arc, Mutex};
-
-    struct Actor {
-        mailbox: Mailbox<usize>,
-        running: AtomicBool,
-        seen: Mutex<Vec<usize>>,
-    }
-
-    /// One turn by the activation holder: pops what is linked and returns how many.
-    fn turn(actor: &Actor) -> usize {
-        assert!(!actor.running.swap(true, AcqRel), "two turns at once");
-        let mut n = 0;
-        // SAFETY: the `running` flag (asserted above) makes this turn the only consumer.
-        while let Some(m) = unsafe { actor.mailbox.pop() } {
-            actor.seen.lock().unwrap().push(m);
-            n += 1;
-        }
-        actor.running.store(false, Release);
-        n
-    }
-
-    /// Turns that end by handing the activation back, as on a busy worker.
-    fn run_turns(actor: &Actor) {
-        loop {
-            let n = turn(actor);
-            // SAFETY: the activation holder retires exactly what it popped.
-            if unsafe { actor.mailbox.retire(n) } == 0 {
-                return;
-            }
-            loom::thread::yield_now();
-        }
-    }
+    use super::loom_actor::Actor;
+    use super::LINGER_TOKEN;
+    use loom::sync::Arc;
 
     /// Turns that end by lingering, as on an idle worker; returns when someone else holds the
     /// activation or the actor is idle.
-    fn run_turns_lingering(actor: &Actor) {
+    fn run_turns_lingering(actor: &Actor<usize>) {
         loop {
-            let n = turn(actor);
+            let n = actor.turn();
             // SAFETY: we hold the activation, retire what we popped, and the token is clear.
             if unsafe { actor.mailbox.linger(n) } == 0 {
                 return;
@@ -414,17 +408,13 @@ mod loom_linger {
 
     #[test]
     fn lingering_never_loses_duplicates_or_overlaps_turns() {
-        // Three threads with retry loops: bound the preemptions (loom's recommended practice) so
-        // the model finishes in CI; every bug found so far needed at most two.
+        // Three threads with retry loops: bound the preemptions, as loom recommends, so that
+        // the model finishes in seconds.
         let mut model = loom::model::Builder::new();
         model.preemption_bound = Some(3);
         model.check(|| {
-            let actor = Arc::new(Actor {
-                // One activation, held by the lingering worker below.
-                mailbox: Mailbox::new(1),
-                running: AtomicBool::new(false),
-                seen: Mutex::new(Vec::new()),
-            });
+            // One activation, held by the lingering worker below.
+            let actor = Arc::new(Actor::new(1));
             // SAFETY: the main thread holds the only activation and has popped nothing.
             assert_eq!(unsafe { actor.mailbox.linger(1) }, 0);
 
@@ -432,7 +422,7 @@ mod loom_linger {
                 let actor = actor.clone();
                 loom::thread::spawn(move || {
                     if actor.mailbox.push(1) == 0 {
-                        run_turns(&actor);
+                        actor.run_turns();
                     }
                 })
             };
@@ -441,10 +431,10 @@ mod loom_linger {
                 loom::thread::spawn(move || {
                     let before = actor.mailbox.push(2);
                     if before == 0 {
-                        run_turns(&actor);
+                        actor.run_turns();
                     } else if before & LINGER_TOKEN != 0 {
                         if let Some(1..) = actor.mailbox.claim_lingering() {
-                            run_turns(&actor);
+                            actor.run_turns();
                         }
                     }
                 })
@@ -457,12 +447,12 @@ mod loom_linger {
                 }
             }
             if let Some(1..) = actor.mailbox.claim_lingering() {
-                run_turns(&actor);
+                actor.run_turns();
             }
 
             outside.join().unwrap();
             worker_sender.join().unwrap();
-            let mut seen = actor.seen.lock().unwrap().clone();
+            let mut seen = actor.seen();
             seen.sort_unstable();
             assert_eq!(seen, vec![1, 2], "lost or duplicated");
             assert_eq!(actor.mailbox.raw_count(), 0, "token or activation leaked");
