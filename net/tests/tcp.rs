@@ -57,6 +57,37 @@ fn expect<T>(rx: &Receiver<Ev>, what: &str, mut pick: impl FnMut(Ev) -> Option<T
     }
 }
 
+/// Records the connect attempts (`Connecting(n)`) until `done` accepts an event. A failed
+/// connect fails the test.
+fn attempts_until(rx: &Receiver<Ev>, what: &str, done: impl Fn(&Ev) -> bool) -> Vec<u32> {
+    let mut attempts = Vec::new();
+    expect(rx, what, |ev| match ev {
+        Ev::Connecting(n) => {
+            attempts.push(n);
+            None
+        }
+        Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
+        ev => done(&ev).then_some(()),
+    });
+    attempts
+}
+
+/// Records the connect attempts until the connect fails, and returns them with the error. A
+/// connect that succeeds fails the test with `connected`.
+fn attempts_until_failure(rx: &Receiver<Ev>, connected: &str) -> (Vec<u32>, ConnectError) {
+    let mut attempts = Vec::new();
+    let reason = expect(rx, "connect_failed", |ev| match ev {
+        Ev::Connecting(n) => {
+            attempts.push(n);
+            None
+        }
+        Ev::ConnectFailed(e) => Some(e),
+        Ev::Connected => panic!("{connected}"),
+        _ => None,
+    });
+    (attempts, reason)
+}
+
 /// A listener whose connections get handlers from a closure.
 struct Server<F> {
     events: Sender<Ev>,
@@ -307,10 +338,7 @@ fn a_peer_that_does_not_read_throttles_then_everything_arrives() {
 #[test]
 fn connection_refused_is_typed() {
     let (rt, auth, reactor) = setup();
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let port = closed_port().port();
     let (tx, rx) = channel();
     let client = Pumper::new(tx, 1, 1);
     let connect = TcpConnectAuth::new(&auth);
@@ -322,21 +350,9 @@ fn connection_refused_is_typed() {
         client,
         Default::default(),
     );
-    expect(&rx, "the attempt", |ev| match ev {
-        Ev::Connecting(n) => {
-            assert_eq!(n, 1);
-            Some(())
-        }
-        _ => None,
-    });
-    expect(&rx, "connect_failed", |ev| match ev {
-        Ev::ConnectFailed(e) => {
-            assert!(matches!(e, ConnectError::Refused), "{e:?}");
-            Some(())
-        }
-        Ev::Connected => panic!("connected to a closed port"),
-        _ => None,
-    });
+    let (attempts, reason) = attempts_until_failure(&rx, "connected to a closed port");
+    assert_eq!(attempts, [1]);
+    assert!(matches!(reason, ConnectError::Refused), "{reason:?}");
     finish(rt, &reactor);
 }
 
@@ -855,11 +871,7 @@ fn connect_times_out_when_syns_go_unanswered() {
     let client = Pumper::new(tx, 1, 1);
     let connect = TcpConnectAuth::new(&auth);
     TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), client, opts);
-    let reason = expect(&rx, "connect_failed", |ev| match ev {
-        Ev::ConnectFailed(e) => Some(e),
-        Ev::Connected => panic!("connected to a full backlog"),
-        _ => None,
-    });
+    let (_, reason) = attempts_until_failure(&rx, "connected to a full backlog");
     assert!(matches!(reason, ConnectError::TimedOut), "{reason:?}");
     assert!(start.elapsed() >= Duration::from_millis(250));
     finish(rt, &reactor);
@@ -929,20 +941,14 @@ fn connects_by_name_trying_each_address_in_turn() {
     let connect = TcpConnectAuth::new(&auth);
     let opts = ConnectionOptions::default();
     TcpConnection::connect(&reactor, &connect, "localhost", addr.port(), client, opts);
-    let mut attempts = 0;
-    expect(&rx, "the echo", |ev| match ev {
-        Ev::Connecting(n) => {
-            attempts = n;
-            None
-        }
+    let attempts = attempts_until(&rx, "the echo", |ev| match ev {
         Ev::Done(n, _) => {
-            assert_eq!(n, 4096);
-            Some(())
+            assert_eq!(*n, 4096);
+            true
         }
-        Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
-        _ => None,
+        _ => false,
     });
-    assert_eq!(attempts as usize, index + 1);
+    assert_eq!(attempts.last().copied(), Some(index as u32 + 1));
     listener.send(ListenerMsg::Close).unwrap();
     finish(rt, &reactor);
 }
@@ -953,25 +959,12 @@ fn a_refused_address_falls_through_to_the_next() {
     let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), || {
         Echo::new(None)
     });
-    let closed = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
     let (tx, rx) = channel();
     let client = Pumper::new(tx, 4096, 1024);
     let connect = TcpConnectAuth::new(&auth);
     let opts = ConnectionOptions::default();
-    TcpConnection::connect_addrs(&reactor, &connect, vec![closed, addr], client, opts);
-    let mut attempts = Vec::new();
-    expect(&rx, "the echo", |ev| match ev {
-        Ev::Connecting(n) => {
-            attempts.push(n);
-            None
-        }
-        Ev::Done(..) => Some(()),
-        Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
-        _ => None,
-    });
+    TcpConnection::connect_addrs(&reactor, &connect, vec![closed_port(), addr], client, opts);
+    let attempts = attempts_until(&rx, "the echo", |ev| matches!(ev, Ev::Done(..)));
     assert_eq!(attempts, [1, 2]);
     listener.send(ListenerMsg::Close).unwrap();
     finish(rt, &reactor);
@@ -1025,16 +1018,7 @@ fn an_unanswered_address_is_raced_after_the_attempt_delay() {
     };
     let start = Instant::now();
     TcpConnection::connect_addrs(&reactor, &connect, vec![hole, addr], client, opts);
-    let mut attempts = Vec::new();
-    expect(&rx, "connected", |ev| match ev {
-        Ev::Connecting(n) => {
-            attempts.push(n);
-            None
-        }
-        Ev::Connected => Some(()),
-        Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
-        _ => None,
-    });
+    let attempts = attempts_until(&rx, "connected", |ev| matches!(ev, Ev::Connected));
     // About the attempt delay, nowhere near the connect timeout.
     assert!(
         start.elapsed() < Duration::from_secs(4),
@@ -1068,16 +1052,7 @@ fn a_refused_address_starts_the_next_at_once() {
     };
     let addrs = vec![closed_port(), closed_port(), addr];
     TcpConnection::connect_addrs(&reactor, &connect, addrs, client, opts);
-    let mut attempts = Vec::new();
-    expect(&rx, "the echo", |ev| match ev {
-        Ev::Connecting(n) => {
-            attempts.push(n);
-            None
-        }
-        Ev::Done(..) => Some(()),
-        Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
-        _ => None,
-    });
+    let attempts = attempts_until(&rx, "the echo", |ev| matches!(ev, Ev::Done(..)));
     assert_eq!(attempts, [1, 2, 3]);
     listener.send(ListenerMsg::Close).unwrap();
     finish(rt, &reactor);
@@ -1097,16 +1072,7 @@ fn all_addresses_refused_is_typed() {
     let start = Instant::now();
     let addrs = vec![closed_port(), closed_port(), closed_port()];
     TcpConnection::connect_addrs(&reactor, &connect, addrs, client, opts);
-    let mut attempts = Vec::new();
-    let reason = expect(&rx, "connect_failed", |ev| match ev {
-        Ev::Connecting(n) => {
-            attempts.push(n);
-            None
-        }
-        Ev::ConnectFailed(e) => Some(e),
-        Ev::Connected => panic!("connected to a closed port"),
-        _ => None,
-    });
+    let (attempts, reason) = attempts_until_failure(&rx, "connected to a closed port");
     assert!(matches!(reason, ConnectError::Refused), "{reason:?}");
     assert_eq!(attempts, [1, 2, 3]);
     // Each refusal started the next attempt: neither the delay nor the timeout was waited for.
@@ -1135,16 +1101,7 @@ fn racing_unanswered_addresses_times_out_as_a_whole() {
     };
     let start = Instant::now();
     TcpConnection::connect_addrs(&reactor, &connect, vec![hole, hole, hole], client, opts);
-    let mut attempts = Vec::new();
-    let reason = expect(&rx, "connect_failed", |ev| match ev {
-        Ev::Connecting(n) => {
-            attempts.push(n);
-            None
-        }
-        Ev::ConnectFailed(e) => Some(e),
-        Ev::Connected => panic!("connected to a full backlog"),
-        _ => None,
-    });
+    let (attempts, reason) = attempts_until_failure(&rx, "connected to a full backlog");
     assert!(matches!(reason, ConnectError::TimedOut), "{reason:?}");
     // All three ran side by side; the timeout bounds the whole connect, not each attempt.
     assert_eq!(attempts, [1, 2, 3]);

@@ -290,6 +290,24 @@ mod loom_mute {
         }
     }
 
+    /// S's end of turn: register on R under the lock if R still blocks, then try to park; if
+    /// S did not park, its turn reschedules it (counted as a resume).
+    fn end_turn_muted_on(r: &Receiver, s: &Arc<Sender>) {
+        let registered = {
+            let mut list = r.muted.lock().unwrap();
+            if is_blocking(r.word.load()) {
+                s.word.add_mute();
+                list.push(s.clone());
+                true
+            } else {
+                false
+            }
+        };
+        if !(registered && s.word.try_park()) {
+            s.resumed.fetch_add(1, SeqCst);
+        }
+    }
+
     #[test]
     fn a_muted_sender_is_resumed_exactly_once() {
         loom::model(|| {
@@ -299,21 +317,7 @@ mod loom_mute {
             let r2 = r.clone();
             let recover = loom::thread::spawn(move || unblock(&r2));
 
-            // S's end of turn: register under the lock if R still blocks, then try to park.
-            let registered = {
-                let mut list = r.muted.lock().unwrap();
-                if is_blocking(r.word.load()) {
-                    s.word.add_mute();
-                    list.push(s.clone());
-                    true
-                } else {
-                    false
-                }
-            };
-            if !(registered && s.word.try_park()) {
-                // Not parked: the turn reschedules S itself.
-                s.resumed.fetch_add(1, SeqCst);
-            }
+            end_turn_muted_on(&r, &s);
             recover.join().unwrap();
             assert_eq!(s.resumed.load(SeqCst), 1);
             assert_eq!(mute_count(s.word.load()), 0);
@@ -335,19 +339,7 @@ mod loom_mute {
             let overload = loom::thread::spawn(move || {
                 s2.word.set(OVERLOADED);
             });
-            let registered = {
-                let mut list = r.muted.lock().unwrap();
-                if is_blocking(r.word.load()) {
-                    s.word.add_mute();
-                    list.push(s.clone());
-                    true
-                } else {
-                    false
-                }
-            };
-            if !(registered && s.word.try_park()) {
-                s.resumed.fetch_add(1, SeqCst);
-            }
+            end_turn_muted_on(&r, &s);
             recover.join().unwrap();
             overload.join().unwrap();
             assert_eq!(s.resumed.load(SeqCst), 1);
