@@ -75,9 +75,9 @@ impl<A: Actor> ActorRef<A> {
     /// at the high watermark), under pressure, or itself muted.
     pub fn is_pressured(&self) -> bool {
         let header = self.header();
-        crate::mute::is_blocking(header.word.load())
+        crate::mute::is_blocking(header.word().load())
             || (header.shared.config.backpressure
-                && self.cell.backlog() >= header.watermarks(header.word.load()).1)
+                && self.cell.backlog() >= header.watermarks(header.word().load()).1)
     }
 
     /// A pressure-aware send for threads outside the runtime, which cannot be muted: fails fast

@@ -10,17 +10,14 @@
 use crate::context::Context;
 use crate::mailbox::{Mailbox, LINGER_TOKEN};
 use crate::monitor::{ActorDown, DownReason};
-use crate::mute::{self, MuteWord, Unmuted};
+use crate::mute::{self, MuteWord};
+use crate::mute_graph::MuteGraph;
+use crate::muting::{Event, MuteTask, Muting, Scheduling};
 use crate::registry::Slot;
 use crate::scheduler::{Shared, Worker};
 use crate::{Actor, ActorId};
-use parking_lot::Mutex;
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::Ordering::{AcqRel, Acquire};
-use std::sync::atomic::{AtomicPtr, AtomicU64};
 use std::sync::Arc;
 
 /// An actor as the scheduler sees it. Holding one in a run queue is holding its activation.
@@ -43,95 +40,96 @@ pub(crate) trait Runnable: Send + Sync + 'static {
 
 /// The type-erased part of a cell that other actors and the scheduler touch.
 pub(crate) struct Header {
-    pub(crate) word: MuteWord,
+    /// The state word and, allocated on first use, the muted-senders list, watermarks and
+    /// monitors (see [`crate::muting`]).
+    pub(crate) muting: Muting<Task>,
     pub(crate) id: ActorId,
     pub(crate) shared: Arc<Shared>,
     pub(crate) slot: Slot,
-    /// Rarely used (muting, monitors), so allocated on first use: a null pointer costs an idle
-    /// actor 8 bytes instead of a lock and a box.
-    extras: AtomicPtr<ExtrasCell>,
 }
 
 type MonitorFn = Box<dyn FnOnce(&ActorDown) + Send>;
 
-/// The lazily allocated part of a header: per-actor watermarks (read without the lock, once
-/// `OWN_WATERMARKS` is seen) and everything behind the lock.
+/// What a header keeps behind its muting lock besides the muting lists.
 #[derive(Default)]
-struct ExtrasCell {
-    /// `high << 32 | low`: one word, so a reader never pairs an old `low` with a new `high`.
-    watermarks: AtomicU64,
-    locked: Mutex<Extras>,
-}
-
-#[derive(Default)]
-struct Extras {
-    /// Senders muted on this actor, to unmute when it stops blocking.
-    muted_senders: Vec<Task>,
+pub(crate) struct Monitors {
     /// Called once when the actor stops.
     monitors: Vec<MonitorFn>,
     /// Set when the actor has stopped; a monitor added later is told at once.
     down: Option<ActorDown>,
-    /// Senders this actor never mutes (see `rein_backpressure::Backpressure::exempt`).
-    exempt: Vec<ActorId>,
+}
+
+impl MuteTask for Task {
+    type Aux = Monitors;
+
+    #[inline]
+    fn muting(&self) -> &Muting<Task> {
+        &self.header().muting
+    }
+
+    #[inline]
+    fn actor_id(&self) -> ActorId {
+        self.header().id
+    }
+}
+
+/// The scheduler as the muting protocol sees it: the runtime's mute graph and counters, and the
+/// calling worker's run queue (or the injector, off the workers) for resumed actors.
+struct Sched<'a> {
+    shared: &'a Shared,
+    worker: Option<&'a Worker>,
+}
+
+impl Scheduling<Task> for Sched<'_> {
+    fn mute_graph(&self) -> &MuteGraph {
+        &self.shared.mute_graph
+    }
+
+    fn requeue(&self, task: Task) {
+        self.shared.requeue(task, self.worker);
+    }
+
+    fn count(&self, event: Event) {
+        let c = &self.shared.counters;
+        match event {
+            Event::Muted => c.mutes.inc(),
+            Event::CycleRefused => c.cycle_refusals.inc(),
+            Event::Unmuted => c.unmutes.inc(),
+            Event::Resumed => c.resumes.inc(),
+        }
+    }
 }
 
 impl Header {
-    fn with_extras<R>(&self, f: impl FnOnce(&mut Extras) -> R) -> R {
-        let mut guard = self.extras_cell().locked.lock();
-        f(&mut guard)
+    #[inline]
+    pub(crate) fn word(&self) -> &MuteWord {
+        &self.muting.word
     }
 
-    fn extras_cell(&self) -> &ExtrasCell {
-        let mut ptr = self.extras.load(Acquire);
-        if ptr.is_null() {
-            let fresh = Box::into_raw(Box::default());
-            // AcqRel/Acquire: publish the initialised box, or see the winner's.
-            match self
-                .extras
-                .compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire)
-            {
-                Ok(_) => ptr = fresh,
-                Err(winner) => {
-                    // SAFETY: `fresh` was never shared; we still own it.
-                    drop(unsafe { Box::from_raw(fresh) });
-                    ptr = winner;
-                }
-            }
+    fn sched<'a>(&'a self, worker: Option<&'a Worker>) -> Sched<'a> {
+        Sched {
+            shared: &self.shared,
+            worker,
         }
-        // SAFETY: once set, the pointer stays valid until the header is dropped (`Drop` below),
-        // which cannot happen while `&self` is borrowed.
-        unsafe { &*ptr }
     }
 
     /// This actor's `(low, high)` backlog watermarks: its own if it set them, else the
     /// runtime's. `word` is a state word read with at least Acquire.
     #[inline]
     pub(crate) fn watermarks(&self, word: u64) -> (usize, usize) {
-        if word & mute::OWN_WATERMARKS == 0 {
-            return (
-                self.shared.config.low_watermark,
-                self.shared.config.high_watermark,
-            );
-        }
-        // Relaxed: the first value was stored before the flag was set (a SeqCst RMW), and the
-        // caller read the flag with Acquire; later values replace the pair at once.
-        let packed = self.extras_cell().watermarks.load(Relaxed);
-        (
-            (packed & u64::from(u32::MAX)) as usize,
-            (packed >> 32) as usize,
-        )
+        let config = &self.shared.config;
+        self.muting
+            .watermarks(word, (config.low_watermark, config.high_watermark))
     }
 
     /// Gives this actor its own watermarks. Validated by the caller (`low < high <= u32::MAX`).
     pub(crate) fn set_watermarks(&self, low: u32, high: u32) {
-        let packed = (u64::from(high) << 32) | u64::from(low);
-        self.extras_cell().watermarks.store(packed, Relaxed);
-        self.word.set(mute::OWN_WATERMARKS);
+        self.muting.set_watermarks(low, high);
     }
 
     #[inline]
     pub(crate) fn is_open(&self) -> bool {
-        self.word.load() & mute::STOPPED == 0 && self.shared.is_open()
+        self.word().load() & mute::STOPPED == 0 && self.shared.is_open()
     }
 
     /// The send path after the message is in the mailbox: schedule the actor if it was idle and
@@ -164,7 +162,7 @@ impl Header {
             let backlog = (before & !LINGER_TOKEN) + 1;
             let (low, high) = self.watermarks(word);
             let over = backlog >= high;
-            if over && word & mute::OVERLOADED == 0 && self.word.set(mute::OVERLOADED) {
+            if over && word & mute::OVERLOADED == 0 && self.word().set(mute::OVERLOADED) {
                 shared.counters.overloads.inc();
                 // The receiver may have drained to idle between our push and this set, having
                 // read its word without the flag: then no turn of its would ever clear it.
@@ -181,114 +179,47 @@ impl Header {
         });
     }
 
-    /// Registers `sender` as muted on this actor if this actor still blocks. Returns whether it
-    /// did. See [`crate::mute`] for why the re-check under the lock makes this race-free.
-    pub(crate) fn register_muted(&self, sender: &Task) -> bool {
-        self.with_extras(|extras| {
-            if mute::is_blocking(self.word.load()) && !extras.exempt.contains(&sender.header().id) {
-                sender.header().word.add_mute();
-                extras.muted_senders.push(sender.clone());
-                true
-            } else {
-                false
-            }
-        })
-    }
-
     /// Clears `flag`; if that leaves the actor no longer blocking, unmutes its senders.
     /// Returns whether this call cleared the flag.
     pub(crate) fn clear_blocking_flag(&self, flag: u64, worker: Option<&Worker>) -> bool {
-        match self.word.clear(flag) {
-            Some(now_unblocked) => {
-                if now_unblocked {
-                    self.unmute_senders(worker);
-                }
-                true
-            }
-            None => false,
-        }
+        self.muting
+            .clear_blocking_flag(self.id, flag, &self.sched(worker))
     }
 
-    /// Clears `OVERLOADED` if the backlog is still at or below the low watermark, re-read under
-    /// the muted-senders lock (senders register under it after pushing), so that a burst pushed
-    /// since the turn counted its backlog does not get its senders unmuted at once.
+    /// Clears `OVERLOADED` if the backlog is still at or below the low watermark (see
+    /// [`Muting::recover_if_drained`]).
     pub(crate) fn recover_if_drained(
         &self,
         backlog: impl Fn() -> usize,
         worker: Option<&Worker>,
     ) -> bool {
-        let (low, _) = self.watermarks(self.word.load());
-        let cleared =
-            self.with_extras(|_| (backlog() <= low).then(|| self.word.clear(mute::OVERLOADED)));
-        match cleared.flatten() {
-            Some(now_unblocked) => {
-                if now_unblocked {
-                    self.unmute_senders(worker);
-                }
-                true
-            }
-            None => false,
-        }
+        let (low, _) = self.watermarks(self.word().load());
+        self.muting
+            .recover_if_drained(self.id, low, backlog, &self.sched(worker))
     }
 
     /// The actors muted on this one, for diagnostics.
     pub(crate) fn muted_sender_ids(&self) -> Vec<ActorId> {
-        self.with_extras(|e| e.muted_senders.iter().map(|t| t.header().id).collect())
+        self.muting.muted_sender_ids()
     }
 
     /// Unmutes every sender muted on this actor, cascading to actors muted on those that resume.
     /// Costs O(senders unmuted): no broadcast to other workers.
     pub(crate) fn unmute_senders(&self, worker: Option<&Worker>) {
-        let work: Vec<Task> = self.with_extras(|e| std::mem::take(&mut e.muted_senders));
-        self.unmute(work, worker);
-    }
-
-    /// Unmutes the senders muted on this actor that `pick` selects, leaving the others muted.
-    /// For the deadlock escape: exempted senders.
-    pub(crate) fn unmute_some(&self, pick: impl Fn(&Task) -> bool, worker: Option<&Worker>) {
-        let work: Vec<Task> = self.with_extras(|e| {
-            let (picked, kept) = std::mem::take(&mut e.muted_senders)
-                .into_iter()
-                .partition(|t| pick(t));
-            e.muted_senders = kept;
-            picked
-        });
-        self.unmute(work, worker);
+        self.muting.unmute_senders(self.id, &self.sched(worker));
     }
 
     /// Never mute `sender` on this actor again, and unmute it now if it is.
     pub(crate) fn exempt(&self, sender: ActorId, worker: Option<&Worker>) {
-        self.with_extras(|e| {
-            if !e.exempt.contains(&sender) {
-                e.exempt.push(sender);
-            }
-        });
-        self.unmute_some(|t| t.header().id == sender, worker);
-    }
-
-    fn unmute(&self, mut work: Vec<Task>, worker: Option<&Worker>) {
-        while let Some(sender) = work.pop() {
-            self.shared.counters.unmutes.inc();
-            if let Unmuted::Resume { now_unblocked } = sender.header().word.unmute_one() {
-                if now_unblocked {
-                    let more = sender
-                        .header()
-                        .with_extras(|e| std::mem::take(&mut e.muted_senders));
-                    work.extend(more);
-                }
-                // A parked actor kept its activation: requeue it without counting a new one.
-                self.shared.counters.resumes.inc();
-                self.shared.requeue(sender, worker);
-            }
-        }
+        self.muting.exempt(self.id, sender, &self.sched(worker));
     }
 
     /// Adds a monitor, or calls it at once if the actor is already down.
     pub(crate) fn add_monitor(&self, notify: MonitorFn) {
-        let already = self.with_extras(|e| match &e.down {
+        let already = self.muting.with_lists(|l| match &l.aux.down {
             Some(down) => Some((notify, down.clone())),
             None => {
-                e.monitors.push(notify);
+                l.aux.monitors.push(notify);
                 None
             }
         });
@@ -303,22 +234,12 @@ impl Header {
             id: self.id,
             reason,
         };
-        let monitors = self.with_extras(|e| {
-            e.down = Some(down.clone());
-            std::mem::take(&mut e.monitors)
+        let monitors = self.muting.with_lists(|l| {
+            l.aux.down = Some(down.clone());
+            std::mem::take(&mut l.aux.monitors)
         });
         for notify in monitors {
             notify(&down);
-        }
-    }
-}
-
-impl Drop for Header {
-    fn drop(&mut self) {
-        let ptr = *self.extras.get_mut();
-        if !ptr.is_null() {
-            // SAFETY: allocated by `with_extras` with `Box::into_raw`, freed only here.
-            drop(unsafe { Box::from_raw(ptr) });
         }
     }
 }
@@ -366,18 +287,17 @@ impl<A: Actor> Cell<A> {
 
     pub(crate) fn new_header(shared: Arc<Shared>, id: ActorId, slot: Slot) -> Header {
         Header {
-            word: MuteWord::new(),
+            muting: Muting::default(),
             id,
             shared,
             slot,
-            extras: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
     /// Sends `msg`, or hands it back if the actor has stopped.
     #[inline]
     pub(crate) fn send(&self, msg: A::Msg, as_task: impl Fn() -> Task) -> Result<(), A::Msg> {
-        let word = self.header.word.load();
+        let word = self.header.word().load();
         if word & mute::STOPPED != 0 || !self.header.shared.is_open() {
             return Err(msg);
         }
@@ -418,7 +338,7 @@ impl<A: Actor> Cell<A> {
         reason: DownReason,
     ) -> usize {
         let shared = &self.header.shared;
-        self.header.word.set(mute::STOPPED);
+        self.header.word().set(mute::STOPPED);
         if let Some(mut actor) = turn.actor.take() {
             if turn.started && reason != DownReason::Panicked {
                 let mut ctx = Context::new(self, worker);
@@ -440,7 +360,7 @@ impl<A: Actor> Cell<A> {
         // the RMW's previous word says which ones this call cleared.
         let before = self
             .header
-            .word
+            .word()
             .clear_returning_previous(mute::OVERLOADED | mute::PRESSURED);
         if before & mute::OVERLOADED != 0 {
             shared.counters.recoveries.inc();
@@ -458,20 +378,12 @@ impl<A: Actor> Cell<A> {
     /// whether the actor must park.
     fn register_mutes(self: &Arc<Self>, worker: &Worker) -> bool {
         let receivers = worker.take_blocking_receivers();
-        let own = self.header.word.load();
-        // An actor that is itself overloaded or under pressure must drain: never mute it.
-        if own & (mute::OVERLOADED | mute::PRESSURED) != 0 {
-            return false;
-        }
         let me: Task = self.clone();
-        let mut any = false;
-        for receiver in receivers {
-            if receiver.header().register_muted(&me) {
-                self.header.shared.counters.mutes.inc();
-                any = true;
-            }
-        }
-        any
+        let parked = Muting::register_mutes(&me, &receivers, &self.header.sched(Some(worker)));
+        // Dropped after the registration released its locks: the last reference to a receiver
+        // may run its drop (and user code) here.
+        drop(receivers);
+        parked
     }
 }
 
@@ -532,7 +444,7 @@ impl<A: Actor> Runnable for Cell<A> {
                 let left = unsafe { self.mailbox.retire(retire) };
                 debug_assert!(left > 0);
                 shared.counters.parks.inc();
-                if !self.header.word.try_park() {
+                if !self.header.word().try_park() {
                     // Every receiver recovered meanwhile, or we became overloaded or pressured
                     // and must drain: carry on.
                     shared.counters.resumes.inc();
@@ -561,7 +473,7 @@ impl<A: Actor> Runnable for Cell<A> {
             unsafe { self.mailbox.retire(retire) }
         };
         // SeqCst after the SeqCst retire: see `MuteWord::set`.
-        let word = self.header.word.load_seqcst();
+        let word = self.header.word().load_seqcst();
         if word & mute::OVERLOADED != 0
             && left <= self.header.watermarks(word).0
             && self
@@ -587,7 +499,7 @@ impl<A: Actor> Runnable for Cell<A> {
     }
 
     fn stop_at_shutdown(self: Arc<Self>) -> u64 {
-        if self.header.word.load() & mute::STOPPED != 0 {
+        if self.header.word().load() & mute::STOPPED != 0 {
             return 0;
         }
         // SAFETY: every worker has been joined: no turn runs concurrently.

@@ -65,6 +65,8 @@ mod mailbox;
 mod metrics;
 mod monitor;
 mod mute;
+mod mute_graph;
+mod muting;
 #[doc(hidden)]
 pub mod pressure;
 mod recipient;

@@ -63,6 +63,7 @@ pub(crate) struct Counters {
     pub(crate) panics: Counter,
     pub(crate) mutes: Counter,
     pub(crate) unmutes: Counter,
+    pub(crate) cycle_refusals: Counter,
     pub(crate) overloads: Counter,
     pub(crate) recoveries: Counter,
     pub(crate) parks: Counter,
@@ -81,6 +82,7 @@ impl Counters {
             panics: Counter::new(),
             mutes: Counter::new(),
             unmutes: Counter::new(),
+            cycle_refusals: Counter::new(),
             overloads: Counter::new(),
             recoveries: Counter::new(),
             parks: Counter::new(),
@@ -134,6 +136,9 @@ pub struct Metrics {
     pub mutes: u64,
     /// Times an actor was released from a receiver it was muted on.
     pub unmutes: u64,
+    /// Mutes refused because they would have closed a cycle of muted actors (which would then
+    /// wait for one another for ever). Always 0 in an acyclic topology.
+    pub cycle_refusals: u64,
     /// Times a receiver crossed its high watermark.
     pub overloads: u64,
     /// Actors muted (parked) right now.

@@ -27,8 +27,8 @@
 //!
 //! Parking has its own small handshake because a sender registers while its turn is still
 //! running: [`MuteWord::try_park`] and [`MuteWord::unmute_one`] decide by compare-and-swap which
-//! of the two reschedules the actor, so it is scheduled exactly once. (Loom model:
-//! `loom_mute` in this module.)
+//! of the two reschedules the actor, so it is scheduled exactly once. The protocol built on this
+//! word lives in [`crate::muting`], whose loom models check it.
 
 use crate::sync::AtomicU64;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, SeqCst};
@@ -132,14 +132,15 @@ impl MuteWord {
     /// now parked (the turn must end and not reschedule it: an unmuter will), or `false` if every
     /// receiver recovered in the meantime (the turn reschedules it itself).
     ///
-    /// An actor that is overloaded or under pressure never parks, even if it became so after it
-    /// registered its mutes: it must drain, or a peer muted on it could wait forever while it
-    /// waits on that peer. The check is part of the same CAS, so no flag set in between is
-    /// missed. Its registrations stay counted and are undone by the receivers' recoveries.
+    /// An actor under pressure never parks, even if it applied pressure after it registered its
+    /// mutes: it must keep running to release it. The check is part of the same CAS, so no flag
+    /// set in between is missed. Its registrations stay counted and are undone by the
+    /// receivers' recoveries. An overloaded actor parks like any other (see
+    /// [`crate::mute_graph`] for why that cannot deadlock a cycle).
     pub(crate) fn try_park(&self) -> bool {
         let mut word = self.0.load(Acquire);
         loop {
-            if mute_count(word) == 0 || word & (OVERLOADED | PRESSURED) != 0 {
+            if mute_count(word) == 0 || word & PRESSURED != 0 {
                 return false;
             }
             match self
@@ -222,15 +223,28 @@ mod tests {
     }
 
     #[test]
-    fn an_overloaded_or_pressured_actor_never_parks() {
-        for flag in [OVERLOADED, PRESSURED] {
-            let w = MuteWord::new();
-            w.add_mute();
-            w.set(flag);
-            assert!(!w.try_park());
-            assert_eq!(w.unmute_one(), Unmuted::Nothing);
-            assert_eq!(mute_count(w.load()), 0);
-        }
+    fn a_pressured_actor_never_parks() {
+        let w = MuteWord::new();
+        w.add_mute();
+        w.set(PRESSURED);
+        assert!(!w.try_park());
+        assert_eq!(w.unmute_one(), Unmuted::Nothing);
+        assert_eq!(mute_count(w.load()), 0);
+    }
+
+    #[test]
+    fn an_overloaded_actor_parks_and_stays_blocking_when_resumed() {
+        let w = MuteWord::new();
+        w.add_mute();
+        w.set(OVERLOADED);
+        assert!(w.try_park());
+        assert_eq!(
+            w.unmute_one(),
+            Unmuted::Resume {
+                now_unblocked: false
+            },
+            "resumed, but its own senders wait for its recovery"
+        );
     }
 
     #[test]
@@ -239,134 +253,5 @@ mod tests {
         w.add_mute();
         assert_eq!(w.unmute_one(), Unmuted::Nothing);
         assert!(!w.try_park());
-    }
-}
-
-#[cfg(all(test, loom))]
-mod loom_mute {
-    //! A sender S registers a mute on receiver R (lock + re-check) at the end of its turn and
-    //! tries to park, while R recovers concurrently and unmutes its list. Whatever the
-    //! interleaving, S is resumed exactly once: by its own turn or by R's unmute, never both and
-    //! never neither.
-    use super::*;
-    use loom::sync::atomic::AtomicUsize;
-    use loom::sync::{Arc, Mutex};
-    use std::sync::atomic::Ordering::SeqCst;
-
-    struct Receiver {
-        word: MuteWord,
-        muted: Mutex<Vec<Arc<Sender>>>,
-    }
-
-    struct Sender {
-        word: MuteWord,
-        resumed: AtomicUsize,
-    }
-
-    fn overloaded_receiver() -> Arc<Receiver> {
-        let r = Arc::new(Receiver {
-            word: MuteWord::new(),
-            muted: Mutex::new(Vec::new()),
-        });
-        r.word.set(OVERLOADED);
-        r
-    }
-
-    fn fresh_sender() -> Arc<Sender> {
-        Arc::new(Sender {
-            word: MuteWord::new(),
-            resumed: AtomicUsize::new(0),
-        })
-    }
-
-    fn unblock(r: &Receiver) {
-        if r.word.clear(OVERLOADED) == Some(true) {
-            let list = std::mem::take(&mut *r.muted.lock().unwrap());
-            for s in list {
-                if let Unmuted::Resume { .. } = s.word.unmute_one() {
-                    s.resumed.fetch_add(1, SeqCst);
-                }
-            }
-        }
-    }
-
-    /// S's end of turn: register on R under the lock if R still blocks, then try to park; if
-    /// S did not park, its turn reschedules it (counted as a resume).
-    fn end_turn_muted_on(r: &Receiver, s: &Arc<Sender>) {
-        let registered = {
-            let mut list = r.muted.lock().unwrap();
-            if is_blocking(r.word.load()) {
-                s.word.add_mute();
-                list.push(s.clone());
-                true
-            } else {
-                false
-            }
-        };
-        if !(registered && s.word.try_park()) {
-            s.resumed.fetch_add(1, SeqCst);
-        }
-    }
-
-    #[test]
-    fn a_muted_sender_is_resumed_exactly_once() {
-        loom::model(|| {
-            let r = overloaded_receiver();
-            let s = fresh_sender();
-
-            let r2 = r.clone();
-            let recover = loom::thread::spawn(move || unblock(&r2));
-
-            end_turn_muted_on(&r, &s);
-            recover.join().unwrap();
-            assert_eq!(s.resumed.load(SeqCst), 1);
-            assert_eq!(mute_count(s.word.load()), 0);
-            assert!(!is_blocking(s.word.load()));
-        });
-    }
-
-    #[test]
-    fn a_sender_that_becomes_overloaded_while_muting_still_resumes_exactly_once() {
-        // S registers on R and tries to park while another thread overloads S (a push crossing
-        // its high watermark) and R recovers. An overloaded S must not stay parked: either its
-        // own turn carries on, or R's unmute resumes it; never both, never neither.
-        loom::model(|| {
-            let r = overloaded_receiver();
-            let s = fresh_sender();
-            let r2 = r.clone();
-            let recover = loom::thread::spawn(move || unblock(&r2));
-            let s2 = s.clone();
-            let overload = loom::thread::spawn(move || {
-                s2.word.set(OVERLOADED);
-            });
-            end_turn_muted_on(&r, &s);
-            recover.join().unwrap();
-            overload.join().unwrap();
-            assert_eq!(s.resumed.load(SeqCst), 1);
-            assert_eq!(s.word.load() & PARKED, 0, "left parked");
-        });
-    }
-
-    #[test]
-    fn two_receivers_recovering_resume_the_sender_once() {
-        loom::model(|| {
-            let rs: Vec<_> = (0..2).map(|_| overloaded_receiver()).collect();
-            let s = fresh_sender();
-            for r in &rs {
-                s.word.add_mute();
-                r.muted.lock().unwrap().push(s.clone());
-            }
-            let parked = s.word.try_park();
-            assert!(parked);
-            let threads: Vec<_> = rs
-                .iter()
-                .cloned()
-                .map(|r| loom::thread::spawn(move || unblock(&r)))
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
-            assert_eq!(s.resumed.load(SeqCst), 1);
-        });
     }
 }

@@ -22,7 +22,7 @@ fn with_running_actor<R>(f: impl FnOnce(&Header, &Worker) -> R) -> Result<R, Out
 /// muted. Idempotent; returns whether this call applied it.
 pub fn apply(_auth: &AmbientAuth) -> Result<bool, OutsideBehaviour> {
     with_running_actor(|header, _| {
-        let applied = header.word.set(mute::PRESSURED);
+        let applied = header.word().set(mute::PRESSURED);
         if applied {
             header.shared.counters.pressure_applied.inc();
         }
@@ -44,7 +44,7 @@ pub fn release(_auth: &AmbientAuth) -> Result<bool, OutsideBehaviour> {
 
 /// Whether the running actor is under pressure.
 pub fn is_applied() -> Result<bool, OutsideBehaviour> {
-    with_running_actor(|header, _| header.word.load() & mute::PRESSURED != 0)
+    with_running_actor(|header, _| header.word().load() & mute::PRESSURED != 0)
 }
 
 /// The running actor will never mute `sender`, and unmutes it now if it is muted on it.

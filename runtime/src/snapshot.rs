@@ -31,7 +31,7 @@ impl crate::scheduler::Shared {
         let mut snap = MuteSnapshot::default();
         for task in self.registry.live() {
             let header = task.header();
-            let word = header.word.load();
+            let word = header.word().load();
             if word & mute::OVERLOADED != 0 {
                 snap.overloaded.push(header.id);
             }

@@ -1,9 +1,9 @@
 //! The few synchronisation primitives that the loom models replace.
 //!
-//! The mailbox and the mute state word are model-checked with loom: under `cfg(loom)` they are
-//! built on loom's atomics and cells so that loom can explore every interleaving. Everything else
-//! in the runtime uses std directly. Only the lock-free pieces whose correctness hinges on memory
-//! orderings go through this module.
+//! The mailbox, the mute state word and the muting protocol (the per-actor muted-senders lists
+//! and the mute graph) are model-checked with loom: under `cfg(loom)` they are built on loom's
+//! atomics, cells and mutexes so that loom can explore every interleaving of the very code the
+//! runtime runs. Everything else in the runtime uses std and parking_lot directly.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
@@ -28,5 +28,36 @@ impl<T> UnsafeCell<T> {
     #[inline(always)]
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         f(self.0.get())
+    }
+}
+
+/// A mutex: parking_lot's normally, loom's under `cfg(loom)`, behind one `lock` signature.
+#[derive(Debug, Default)]
+pub(crate) struct Mutex<T>(
+    #[cfg(not(loom))] parking_lot::Mutex<T>,
+    #[cfg(loom)] loom::sync::Mutex<T>,
+);
+
+#[cfg(not(loom))]
+pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+#[cfg(loom)]
+pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        #[cfg(not(loom))]
+        return Mutex(parking_lot::Mutex::new(value));
+        #[cfg(loom)]
+        return Mutex(loom::sync::Mutex::new(value));
+    }
+
+    #[inline]
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        #[cfg(not(loom))]
+        return self.0.lock();
+        // A panic while holding one of these locks is a runtime bug, never user code: no lock
+        // is held while user code runs.
+        #[cfg(loom)]
+        return self.0.lock().unwrap();
     }
 }

@@ -48,6 +48,7 @@ pub(crate) use worker::{on_worker_thread, Worker};
 
 use crate::cell::{Cell, Runnable, Task};
 use crate::metrics::{Counters, Metrics, WorkerMetrics, WorkerStats};
+use crate::mute_graph::MuteGraph;
 use crate::registry::Registry;
 use crate::runtime::Config;
 use crate::timer::Wheel;
@@ -91,6 +92,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Box<[CachePadded<WorkerStats>]>,
     next_id: AtomicU64,
     pub(crate) timers: Arc<Wheel>,
+    /// Who is muted on whom, so that no mute closes a cycle (see [`crate::mute_graph`]).
+    pub(crate) mute_graph: MuteGraph,
 }
 
 impl Shared {
@@ -119,6 +122,7 @@ impl Shared {
             stats: (0..n).map(|_| CachePadded::default()).collect(),
             next_id: AtomicU64::new(1),
             timers,
+            mute_graph: MuteGraph::new(),
             config,
         }
     }
@@ -393,6 +397,7 @@ impl Shared {
             panics: c.panics.get(),
             mutes: c.mutes.get(),
             unmutes: c.unmutes.get(),
+            cycle_refusals: c.cycle_refusals.get(),
             overloads: c.overloads.get(),
             muted_actors: c.parks.get().saturating_sub(c.resumes.get()),
             overloaded_actors: c.overloads.get().saturating_sub(c.recoveries.get()),
