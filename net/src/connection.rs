@@ -9,6 +9,16 @@
 //! Fairness: a turn reads at most `read_per_turn` bytes, then the connection sends itself a
 //! "read again" message, so one busy socket cannot hold a worker.
 //!
+//! Holding delivery: a handler that forwards what it receives (an echo, a proxy) gets a send
+//! refused once the write queue is over its high watermark, and has to keep those bytes until
+//! `unthrottled`. `throttled` only comes after the turn, so without more the connection would
+//! go on delivering the rest of the turn's frames, each refused in turn, and a handler with one
+//! slot for refused bytes would overwrite them: data lost. So a `NotWriteable` refusal inside
+//! `received` holds delivery, and reading, until `unthrottled` has been delivered. It is scoped
+//! to `received` on purpose: a client whose own pumping is refused (in `sent`, `unthrottled`)
+//! must keep reading its peer's replies, or a full-duplex stream would deadlock, each side
+//! waiting for the other to read.
+//!
 //! Outgoing connects race the resolved addresses, happy-eyeballs style (RFC 8305, simplified):
 //! the addresses are interleaved by family (IPv6 first, then IPv4, alternating), the first
 //! attempt starts at once, and each next one starts after `attempt_delay` or as soon as an attempt
@@ -37,14 +47,30 @@ pub trait ConnectionHandler: Send + 'static {
     /// An outgoing connection could not be opened; nothing else follows.
     fn connect_failed(&mut self, _reason: ConnectError) {}
     /// Data arrived (exactly [`Conn::expect`] bytes if framing is on).
+    ///
+    /// If [`Conn::send`] refuses bytes here as [`SendError::NotWriteable`], delivery is held:
+    /// `received` is not called again (in this turn or a later one) until
+    /// [`unthrottled`](ConnectionHandler::unthrottled) has been delivered. What arrived stays
+    /// buffered and the connection stops reading the socket meanwhile, so the peer is slowed
+    /// down by TCP and no memory grows. The refused bytes are the handler's to keep: store them
+    /// and send them from `unthrottled`, before anything newer arrives.
+    ///
+    /// [`SendError::NotWriteable`]: crate::SendError::NotWriteable
     fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow;
     /// The write queue reached the high watermark: [`Conn::send`] refuses until `unthrottled`,
     /// and actors writing to this connection are muted. Whenever a callback leaves the queue at
     /// or above the high watermark this follows, even if the kernel then takes every byte at
     /// once, so a handler that saw [`Conn::is_writeable`] turn false can rely on hearing
     /// `throttled` and later `unthrottled`.
+    ///
+    /// Delivery goes on after `throttled` until a send in
+    /// [`received`](ConnectionHandler::received) is refused (which holds it) or the handler
+    /// calls [`Conn::mute`]; muting here is not needed for correctness, only to stop reading one
+    /// step earlier.
     fn throttled(&mut self, _conn: &mut Conn) {}
-    /// The write queue drained to the low watermark.
+    /// The write queue drained to the low watermark: [`Conn::send`] accepts again. Delivery held
+    /// by a refusal in [`received`](ConnectionHandler::received) resumes once this returns, so
+    /// send the bytes kept from that refusal here.
     fn unthrottled(&mut self, _conn: &mut Conn) {}
     /// All bytes of the send with this token were handed to the operating system.
     fn sent(&mut self, _conn: &mut Conn, _token: SendToken) {}
@@ -231,6 +257,9 @@ pub struct TcpConnection<H: ConnectionHandler> {
     sent_pending: bool,
     read_pending: bool,
     throttled: bool,
+    /// A send in `received` was refused as not writeable: nothing is delivered (or read) until
+    /// `unthrottled` has been delivered.
+    held: bool,
     half_closed: bool,
     peer_eof: bool,
     on_end: Option<Recipient<ConnectionEnded>>,
@@ -314,6 +343,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             sent_pending: false,
             read_pending: false,
             throttled: false,
+            held: false,
             half_closed: false,
             peer_eof: false,
             on_end,
@@ -470,15 +500,36 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             } else {
                 return true;
             };
-            if self.handler.received(&mut self.conn, frame) == Flow::Yield {
-                self.schedule_read(ctx);
+            if !self.deliver(ctx, frame) {
                 return false;
             }
         }
     }
 
+    /// Hands `data` to the handler. Returns `false` when delivery must stop for this turn: the
+    /// handler yielded, muted, closed, or had a send refused (which holds delivery until
+    /// `unthrottled`, see [`Conn::send`]).
+    fn deliver(&mut self, ctx: &Context<Self>, data: Vec<u8>) -> bool {
+        self.conn.refused = false;
+        let flow = self.handler.received(&mut self.conn, data);
+        if self.conn.refused {
+            self.held = true;
+        }
+        if !self.may_deliver() {
+            return false;
+        }
+        if flow == Flow::Yield {
+            self.schedule_read(ctx);
+            return false;
+        }
+        true
+    }
+
     fn may_deliver(&self) -> bool {
-        self.conn.phase == Phase::Connected && self.conn.close.is_none() && !self.conn.muted
+        self.conn.phase == Phase::Connected
+            && self.conn.close.is_none()
+            && !self.conn.muted
+            && !self.held
     }
 
     fn schedule_read(&mut self, ctx: &Context<Self>) {
@@ -517,11 +568,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
                     let data = &self.rbuf[..n];
                     if self.conn.expect == 0 && self.frame.is_empty() {
                         let data = data.to_vec();
-                        if self.handler.received(&mut self.conn, data) == Flow::Yield {
-                            self.schedule_read(ctx);
-                            return;
-                        }
-                        if !self.may_deliver() {
+                        if !self.deliver(ctx, data) {
                             return;
                         }
                     } else {
@@ -599,6 +646,10 @@ impl<H: ConnectionHandler> TcpConnection<H> {
                 self.throttled = false;
                 let _ = Backpressure::release(&self.pressure);
                 self.handler.unthrottled(&mut self.conn);
+                // Only now: the handler has sent what it kept from the refusal.
+                if std::mem::take(&mut self.held) {
+                    self.schedule_read(ctx);
+                }
                 continue;
             }
             if self.conn.phase == Phase::Closing && !self.conn.has_queued() && !self.half_closed {
