@@ -233,7 +233,8 @@ impl Conn {
 
     /// Framing: from now on each [`received`](crate::ConnectionHandler::received) gets exactly
     /// `n` bytes (`0`, the default: whatever arrived). Call it again from `received` to change
-    /// the size of the next frame.
+    /// the size of the next frame. A frame costs O(`n`) time and memory however much was read at
+    /// once: its `Vec` holds just its bytes.
     pub fn expect(&mut self, n: usize) {
         self.expect = n;
     }

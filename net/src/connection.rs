@@ -26,6 +26,7 @@
 //! deregistered at once. The whole connect is bounded by `connect_timeout` through a timer.
 
 use crate::conn::{CloseKind, Conn, Flow, Phase, SendToken, SocketOptions};
+use crate::frame::FrameBuffer;
 use crate::io_thread::{Reactor, Readiness, Registered};
 use crate::TcpConnectAuth;
 use mio::net::TcpStream;
@@ -252,7 +253,8 @@ pub struct TcpConnection<H: ConnectionHandler> {
     linger_timer: Option<Timer>,
     last_activity: Instant,
     rbuf: Vec<u8>,
-    frame: Vec<u8>,
+    /// Read and not delivered yet: a partial frame, or what arrived while delivery stopped.
+    frame: FrameBuffer,
     write_blocked: bool,
     sent_pending: bool,
     read_pending: bool,
@@ -338,7 +340,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             idle_timer: None,
             linger_timer: None,
             last_activity: Instant::now(),
-            frame: Vec::new(),
+            frame: FrameBuffer::new(),
             write_blocked: false,
             sent_pending: false,
             read_pending: false,
@@ -491,13 +493,8 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             if !self.may_deliver() {
                 return false;
             }
-            let want = self.conn.expect;
-            let frame = if want == 0 && !self.frame.is_empty() {
-                std::mem::take(&mut self.frame)
-            } else if want > 0 && self.frame.len() >= want {
-                let rest = self.frame.split_off(want);
-                std::mem::replace(&mut self.frame, rest)
-            } else {
+            // The handler may change `expect` in `received`: read it for every frame.
+            let Some(frame) = self.frame.next(self.conn.expect) else {
                 return true;
             };
             if !self.deliver(ctx, frame) {
@@ -572,7 +569,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
                             return;
                         }
                     } else {
-                        self.frame.extend_from_slice(data);
+                        self.frame.extend(data);
                         if !self.deliver_buffered(ctx) {
                             return;
                         }

@@ -17,6 +17,8 @@
 //!   `unthrottled`; nothing arrives in between to overwrite them (see [`Conn::send`]).
 //! * **Reading.** [`Conn::mute`] stops reading; the kernel buffer fills and TCP slows the peer.
 //!   A turn reads at most `read_per_turn` bytes, so one busy socket cannot hog a worker.
+//!   Framing ([`Conn::expect`]) costs each frame its own size: a frame is copied out of the
+//!   read buffer on its own, never the rest of the buffer, and owns only its bytes.
 //! * Readiness comes from a thread outside the runtime, and such sends are never muted: a
 //!   throttled connection always hears that its socket drained.
 //!
@@ -71,6 +73,7 @@
 mod auth;
 mod conn;
 mod connection;
+mod frame;
 mod io_thread;
 mod listener;
 

@@ -1290,3 +1290,81 @@ fn framed_echo_with_the_docs_handler_loses_nothing_to_a_slow_reader() {
 fn framed_echo_that_also_mutes_loses_nothing_to_a_slow_reader() {
     framed_echo_to_a_slow_reader(true);
 }
+/// Checks 10-byte frames against the pattern and adds up their capacities.
+struct FrameCounter {
+    events: Sender<FrameTally>,
+    total: usize,
+    received: usize,
+    capacity: usize,
+    largest: usize,
+}
+
+#[derive(Debug)]
+struct FrameTally {
+    received: usize,
+    frames: usize,
+    capacity: usize,
+    largest: usize,
+}
+
+impl ConnectionHandler for FrameCounter {
+    fn connected(&mut self, conn: &mut Conn) {
+        conn.expect(10);
+    }
+    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+        assert_eq!(data.len(), 10);
+        for (i, &b) in data.iter().enumerate() {
+            assert_eq!(
+                b,
+                ((self.received + i) % 251) as u8,
+                "at {}",
+                self.received + i
+            );
+        }
+        self.received += data.len();
+        self.capacity += data.capacity();
+        self.largest = self.largest.max(data.capacity());
+        if self.received == self.total {
+            let _ = self.events.send(FrameTally {
+                received: self.received,
+                frames: self.received / 10,
+                capacity: self.capacity,
+                largest: self.largest,
+            });
+            conn.close();
+        }
+        Flow::Continue
+    }
+}
+
+#[test]
+fn small_frames_out_of_big_reads_carry_only_their_own_bytes() {
+    // About 4 MiB in whole frames, written at once: the server reads it 64 KiB at a time.
+    let total: usize = (4 << 20) / 10 * 10;
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), move || {
+        FrameCounter {
+            events: tx.clone(),
+            total,
+            received: 0,
+            capacity: 0,
+            largest: 0,
+        }
+    });
+    let mut peer = std::net::TcpStream::connect(addr).unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    peer.set_write_timeout(Some(WAIT)).unwrap();
+    peer.write_all(&pattern(0, total)).unwrap();
+    let tally = rx.recv_timeout(WAIT).expect("every frame arrived");
+    assert_eq!((tally.received, tally.frames), (total, total / 10));
+    // Each frame owns about its own 10 bytes, not the read buffer it was cut from.
+    assert!(tally.largest <= 32, "{tally:?}");
+    assert!(tally.capacity <= 2 * total, "{tally:?}");
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    drop(peer);
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
