@@ -76,6 +76,7 @@ mod connection;
 mod frame;
 mod io_thread;
 mod listener;
+mod resolve;
 
 pub use auth::{TcpConnectAuth, TcpListenAuth};
 pub use conn::{Conn, Flow, SendError, SendToken, SocketOptions};

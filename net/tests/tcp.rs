@@ -958,6 +958,25 @@ fn connects_by_name_trying_each_address_in_turn() {
 }
 
 #[test]
+fn a_name_that_does_not_resolve_is_typed() {
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, 1, 1);
+    let connect = TcpConnectAuth::new(&auth);
+    // `.invalid` never resolves (RFC 6761). The timeout leaves a slow resolver time to say so:
+    // the connect must fail on the lookup, not time out.
+    let opts = ConnectionOptions {
+        connect_timeout: Duration::from_secs(15),
+        ..Default::default()
+    };
+    TcpConnection::connect(&reactor, &connect, "nonexistent.invalid", 80, client, opts);
+    let (attempts, reason) = attempts_until_failure(&rx, "connected to nonexistent.invalid");
+    assert!(attempts.is_empty(), "{attempts:?}");
+    assert!(matches!(reason, ConnectError::Resolve(_)), "{reason:?}");
+    finish(rt, &reactor);
+}
+
+#[test]
 fn a_refused_address_falls_through_to_the_next() {
     let (rt, auth, reactor) = setup();
     let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), || {
