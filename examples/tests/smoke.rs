@@ -72,6 +72,11 @@ fn slowdown_over_loopback() {
 }
 
 #[test]
+fn echo_over_loopback() {
+    run(env!("CARGO_BIN_EXE_echo"), &["--bytes", "4194304"]);
+}
+
+#[test]
 fn outside_feed() {
     run(env!("CARGO_BIN_EXE_outside_feed"), &["--messages", "20000"]);
 }

@@ -27,8 +27,10 @@ impl SendToken {
 pub enum SendError {
     /// The connection is not (or no longer) open for writing.
     NotConnected(Vec<u8>),
-    /// The write queue is above its high watermark; wait for
-    /// [`unthrottled`](crate::ConnectionHandler::unthrottled).
+    /// The write queue is at or above its high watermark; wait for
+    /// [`unthrottled`](crate::ConnectionHandler::unthrottled). Refused during
+    /// [`received`](crate::ConnectionHandler::received), it also holds delivery until then (see
+    /// [`Conn::send`]).
     NotWriteable(Vec<u8>),
 }
 
@@ -101,6 +103,9 @@ pub struct Conn {
     pub(crate) written: Vec<SendToken>,
     pub(crate) muted: bool,
     pub(crate) unmuted: bool,
+    /// Set by a [`SendError::NotWriteable`] refusal; the connection clears it before each
+    /// `received` and looks at it after, to hold delivery (see [`Conn::send`]).
+    pub(crate) refused: bool,
     pub(crate) expect: usize,
     pub(crate) close: Option<CloseKind>,
     pub(crate) peer: Option<SocketAddr>,
@@ -147,6 +152,7 @@ impl Conn {
             written: Vec::new(),
             muted: false,
             unmuted: false,
+            refused: false,
             expect: 0,
             close: None,
             peer: None,
@@ -159,11 +165,23 @@ impl Conn {
     /// Queues `bytes` for writing. Refused, with the bytes handed back, unless the connection is
     /// open and [writeable](Conn::is_writeable). A send that is accepted may take the queue past
     /// the high watermark; the connection then throttles.
+    ///
+    /// A refusal as [`SendError::NotWriteable`] during
+    /// [`received`](crate::ConnectionHandler::received) **holds delivery**: `received` is not
+    /// called again, in this turn or a later one, until
+    /// [`unthrottled`](crate::ConnectionHandler::unthrottled) has been delivered. Bytes that
+    /// arrived meanwhile stay buffered, and the connection stops reading the socket, so TCP slows
+    /// the peer down. A handler can therefore keep the refused bytes in one slot and send them
+    /// from `unthrottled`: nothing new arrives to push them out. Refusals in other callbacks
+    /// (`connected`, `sent`, `unthrottled`, ...) do not hold delivery: a client that pumps its
+    /// own data while the peer answers must go on reading the answers, or both ends could end
+    /// up waiting for each other.
     pub fn send(&mut self, bytes: Vec<u8>) -> Result<SendToken, SendError> {
         if self.phase != Phase::Connected || self.close.is_some() {
             return Err(SendError::NotConnected(bytes));
         }
         if !self.is_writeable() {
+            self.refused = true;
             return Err(SendError::NotWriteable(bytes));
         }
         Ok(self.push(bytes))
@@ -194,7 +212,8 @@ impl Conn {
         self.queued
     }
 
-    /// Stops reading from the socket (the kernel buffer fills and TCP slows the peer down).
+    /// Stops reading from the socket (the kernel buffer fills and TCP slows the peer down) and
+    /// delivering what was already read, until [`unmute`](Conn::unmute).
     pub fn mute(&mut self) {
         self.muted = true;
     }
@@ -214,7 +233,8 @@ impl Conn {
 
     /// Framing: from now on each [`received`](crate::ConnectionHandler::received) gets exactly
     /// `n` bytes (`0`, the default: whatever arrived). Call it again from `received` to change
-    /// the size of the next frame.
+    /// the size of the next frame. A frame costs O(`n`) time and memory however much was read at
+    /// once: its `Vec` holds just its bytes.
     pub fn expect(&mut self, n: usize) {
         self.expect = n;
     }
@@ -343,10 +363,12 @@ mod tests {
             !conn.is_writeable(),
             "11 bytes is above the high watermark of 10"
         );
+        assert!(!conn.refused, "an accepted send is no refusal");
         assert!(matches!(
             conn.send(b"x".to_vec()),
             Err(SendError::NotWriteable(v)) if v == b"x"
         ));
+        assert!(conn.refused, "the connection hears of the refusal");
         let mut out = Trickle {
             got: Vec::new(),
             cap: 3,
@@ -365,5 +387,6 @@ mod tests {
     fn not_connected_hands_bytes_back() {
         let mut conn = Conn::new(10, 5);
         assert_eq!(conn.send(vec![1, 2]).unwrap_err().into_inner(), vec![1, 2]);
+        assert!(!conn.refused, "only NotWriteable holds delivery");
     }
 }

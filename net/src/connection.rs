@@ -9,14 +9,31 @@
 //! Fairness: a turn reads at most `read_per_turn` bytes, then the connection sends itself a
 //! "read again" message, so one busy socket cannot hold a worker.
 //!
+//! Holding delivery: a handler that forwards what it receives (an echo, a proxy) gets a send
+//! refused once the write queue is over its high watermark, and has to keep those bytes until
+//! `unthrottled`. `throttled` only comes after the turn, so without more the connection would
+//! go on delivering the rest of the turn's frames, each refused in turn, and a handler with one
+//! slot for refused bytes would overwrite them: data lost. So a `NotWriteable` refusal inside
+//! `received` holds delivery, and reading, until `unthrottled` has been delivered. It is scoped
+//! to `received` on purpose: a client whose own pumping is refused (in `sent`, `unthrottled`)
+//! must keep reading its peer's replies, or a full-duplex stream would deadlock, each side
+//! waiting for the other to read.
+//!
 //! Outgoing connects race the resolved addresses, happy-eyeballs style (RFC 8305, simplified):
 //! the addresses are interleaved by family (IPv6 first, then IPv4, alternating), the first
 //! attempt starts at once, and each next one starts after `attempt_delay` or as soon as an attempt
 //! fails, whichever comes first. The first attempt to complete wins; the others are closed and
 //! deregistered at once. The whole connect is bounded by `connect_timeout` through a timer.
+//!
+//! A host name is resolved first, on a helper thread (see `resolve`), never on a worker: the
+//! system resolver blocks, for seconds when DNS is slow. The answer arrives as an internal
+//! message; meanwhile the actor is idle and its worker runs other actors. The connect timeout
+//! is armed before the lookup, so it bounds resolution too.
 
 use crate::conn::{CloseKind, Conn, Flow, Phase, SendToken, SocketOptions};
+use crate::frame::FrameBuffer;
 use crate::io_thread::{Reactor, Readiness, Registered};
+use crate::resolve;
 use crate::TcpConnectAuth;
 use mio::net::TcpStream;
 use mio::Interest;
@@ -25,7 +42,7 @@ use rein_backpressure::{ApplyReleaseBackpressureAuth, Backpressure};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Callbacks for one connection. Every method runs inside the connection actor's behaviour.
@@ -37,14 +54,30 @@ pub trait ConnectionHandler: Send + 'static {
     /// An outgoing connection could not be opened; nothing else follows.
     fn connect_failed(&mut self, _reason: ConnectError) {}
     /// Data arrived (exactly [`Conn::expect`] bytes if framing is on).
+    ///
+    /// If [`Conn::send`] refuses bytes here as [`SendError::NotWriteable`], delivery is held:
+    /// `received` is not called again (in this turn or a later one) until
+    /// [`unthrottled`](ConnectionHandler::unthrottled) has been delivered. What arrived stays
+    /// buffered and the connection stops reading the socket meanwhile, so the peer is slowed
+    /// down by TCP and no memory grows. The refused bytes are the handler's to keep: store them
+    /// and send them from `unthrottled`, before anything newer arrives.
+    ///
+    /// [`SendError::NotWriteable`]: crate::SendError::NotWriteable
     fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow;
     /// The write queue reached the high watermark: [`Conn::send`] refuses until `unthrottled`,
     /// and actors writing to this connection are muted. Whenever a callback leaves the queue at
     /// or above the high watermark this follows, even if the kernel then takes every byte at
     /// once, so a handler that saw [`Conn::is_writeable`] turn false can rely on hearing
     /// `throttled` and later `unthrottled`.
+    ///
+    /// Delivery goes on after `throttled` until a send in
+    /// [`received`](ConnectionHandler::received) is refused (which holds it) or the handler
+    /// calls [`Conn::mute`]; muting here is not needed for correctness, only to stop reading one
+    /// step earlier.
     fn throttled(&mut self, _conn: &mut Conn) {}
-    /// The write queue drained to the low watermark.
+    /// The write queue drained to the low watermark: [`Conn::send`] accepts again. Delivery held
+    /// by a refusal in [`received`](ConnectionHandler::received) resumes once this returns, so
+    /// send the bytes kept from that refusal here.
     fn unthrottled(&mut self, _conn: &mut Conn) {}
     /// All bytes of the send with this token were handed to the operating system.
     fn sent(&mut self, _conn: &mut Conn, _token: SendToken) {}
@@ -117,7 +150,7 @@ pub struct ConnectionOptions {
     /// Close (through [`ConnectionHandler::timed_out`]) after this long without data moving
     /// either way (default: none).
     pub idle_timeout: Option<Duration>,
-    /// Limit for the whole connect, all attempts together (default 10 s).
+    /// Limit for the whole connect: name resolution and all attempts together (default 10 s).
     pub connect_timeout: Duration,
     /// Happy eyeballs' "connection attempt delay": how long an outgoing connect waits on its
     /// latest attempt before it also tries the next address (default 250 ms). A failed attempt
@@ -181,6 +214,8 @@ enum Step {
     Sent,
     ConnectTimeout,
     AttemptDelay(u32),
+    /// The host name lookup's answer, from the helper thread.
+    Resolved(resolve::Answer),
     Idle,
     Linger,
     Settle,
@@ -226,19 +261,26 @@ pub struct TcpConnection<H: ConnectionHandler> {
     linger_timer: Option<Timer>,
     last_activity: Instant,
     rbuf: Vec<u8>,
-    frame: Vec<u8>,
+    /// Read and not delivered yet: a partial frame, or what arrived while delivery stopped.
+    frame: FrameBuffer,
     write_blocked: bool,
     sent_pending: bool,
     read_pending: bool,
     throttled: bool,
+    /// A send in `received` was refused as not writeable: nothing is delivered (or read) until
+    /// `unthrottled` has been delivered.
+    held: bool,
     half_closed: bool,
     peer_eof: bool,
     on_end: Option<Recipient<ConnectionEnded>>,
 }
 
 impl<H: ConnectionHandler> TcpConnection<H> {
-    /// Spawns a connection to `host:port` on the reactor's runtime. `host` is resolved on a
-    /// worker with the system resolver (instant for an IP literal).
+    /// Spawns a connection to `host:port` on the reactor's runtime. An IP literal `host` is
+    /// connected to at once; a name is resolved with the system resolver on a helper thread,
+    /// not on a runtime worker, within the connect timeout. A name that cannot be resolved
+    /// ends in [`ConnectError::Resolve`], one that resolves to nothing in
+    /// [`ConnectError::NoAddresses`].
     pub fn connect(
         reactor: &Reactor,
         auth: &TcpConnectAuth,
@@ -309,11 +351,12 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             idle_timer: None,
             linger_timer: None,
             last_activity: Instant::now(),
-            frame: Vec::new(),
+            frame: FrameBuffer::new(),
             write_blocked: false,
             sent_pending: false,
             read_pending: false,
             throttled: false,
+            held: false,
             half_closed: false,
             peer_eof: false,
             on_end,
@@ -336,11 +379,31 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             .register(stream, Interest::READABLE | Interest::WRITABLE, owner)
     }
 
-    /// Begins an outgoing connect: arms the overall timeout and starts the first attempt.
+    /// Begins an outgoing connect: arms the timeout for the whole connect (a lookup
+    /// included).
     fn begin_connect(&mut self, ctx: &mut Context<Self>) {
-        if !self.addrs.is_empty() {
-            let msg = ConnMsg::Internal(Internal(Step::ConnectTimeout));
-            self.connect_timer = Some(ctx.after(self.opts.connect_timeout, msg));
+        let msg = ConnMsg::Internal(Internal(Step::ConnectTimeout));
+        self.connect_timer = Some(ctx.after(self.opts.connect_timeout, msg));
+    }
+
+    /// Looks `host` up on a helper thread; the answer comes back as [`Step::Resolved`]. The
+    /// helper keeps the runtime alive until it has sent it.
+    fn resolve(&mut self, ctx: &mut Context<Self>, host: String, port: u16) {
+        let me = ctx.myself();
+        let alive = self.reactor.runtime().keep_alive();
+        let started = resolve::spawn(host, port, alive, move |answer| {
+            let _ = me.send(ConnMsg::Internal(Internal(Step::Resolved(answer))));
+        });
+        if let Err(e) = started {
+            self.resolved(ctx, Err(e));
+        }
+    }
+
+    /// The lookup's answer: race the addresses, or fail with the typed error.
+    fn resolved(&mut self, ctx: &mut Context<Self>, answer: resolve::Answer) {
+        match answer {
+            Ok(addrs) => self.addrs = interleave(addrs),
+            Err(e) => self.last_error = Some(ConnectError::Resolve(e)),
         }
         self.next_attempt(ctx);
     }
@@ -461,24 +524,40 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             if !self.may_deliver() {
                 return false;
             }
-            let want = self.conn.expect;
-            let frame = if want == 0 && !self.frame.is_empty() {
-                std::mem::take(&mut self.frame)
-            } else if want > 0 && self.frame.len() >= want {
-                let rest = self.frame.split_off(want);
-                std::mem::replace(&mut self.frame, rest)
-            } else {
+            // The handler may change `expect` in `received`: read it for every frame.
+            let Some(frame) = self.frame.next(self.conn.expect) else {
                 return true;
             };
-            if self.handler.received(&mut self.conn, frame) == Flow::Yield {
-                self.schedule_read(ctx);
+            if !self.deliver(ctx, frame) {
                 return false;
             }
         }
     }
 
+    /// Hands `data` to the handler. Returns `false` when delivery must stop for this turn: the
+    /// handler yielded, muted, closed, or had a send refused (which holds delivery until
+    /// `unthrottled`, see [`Conn::send`]).
+    fn deliver(&mut self, ctx: &Context<Self>, data: Vec<u8>) -> bool {
+        self.conn.refused = false;
+        let flow = self.handler.received(&mut self.conn, data);
+        if self.conn.refused {
+            self.held = true;
+        }
+        if !self.may_deliver() {
+            return false;
+        }
+        if flow == Flow::Yield {
+            self.schedule_read(ctx);
+            return false;
+        }
+        true
+    }
+
     fn may_deliver(&self) -> bool {
-        self.conn.phase == Phase::Connected && self.conn.close.is_none() && !self.conn.muted
+        self.conn.phase == Phase::Connected
+            && self.conn.close.is_none()
+            && !self.conn.muted
+            && !self.held
     }
 
     fn schedule_read(&mut self, ctx: &Context<Self>) {
@@ -517,15 +596,11 @@ impl<H: ConnectionHandler> TcpConnection<H> {
                     let data = &self.rbuf[..n];
                     if self.conn.expect == 0 && self.frame.is_empty() {
                         let data = data.to_vec();
-                        if self.handler.received(&mut self.conn, data) == Flow::Yield {
-                            self.schedule_read(ctx);
-                            return;
-                        }
-                        if !self.may_deliver() {
+                        if !self.deliver(ctx, data) {
                             return;
                         }
                     } else {
-                        self.frame.extend_from_slice(data);
+                        self.frame.extend(data);
                         if !self.deliver_buffered(ctx) {
                             return;
                         }
@@ -599,6 +674,10 @@ impl<H: ConnectionHandler> TcpConnection<H> {
                 self.throttled = false;
                 let _ = Backpressure::release(&self.pressure);
                 self.handler.unthrottled(&mut self.conn);
+                // Only now: the handler has sent what it kept from the refusal.
+                if std::mem::take(&mut self.held) {
+                    self.schedule_read(ctx);
+                }
                 continue;
             }
             if self.conn.phase == Phase::Closing && !self.conn.has_queued() && !self.half_closed {
@@ -708,15 +787,20 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
                 }
             }
             Origin::Connect { host, port } => {
-                match (host.as_str(), *port).to_socket_addrs() {
-                    Ok(addrs) => self.addrs = interleave(addrs.collect()),
-                    Err(e) => self.last_error = Some(ConnectError::Resolve(e)),
-                }
+                let (host, port) = (std::mem::take(host), *port);
                 self.begin_connect(ctx);
+                match resolve::literal(&host, port) {
+                    Some(addr) => {
+                        self.addrs.push_back(addr);
+                        self.next_attempt(ctx);
+                    }
+                    None => self.resolve(ctx, host, port),
+                }
             }
             Origin::Addrs(addrs) => {
                 self.addrs = interleave(std::mem::take(addrs));
                 self.begin_connect(ctx);
+                self.next_attempt(ctx);
             }
         }
     }
@@ -761,6 +845,12 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
                 Step::ConnectTimeout => {
                     if self.conn.phase == Phase::Connecting {
                         self.connect_failed(ctx, ConnectError::TimedOut);
+                    }
+                    return;
+                }
+                Step::Resolved(answer) => {
+                    if self.conn.phase == Phase::Connecting {
+                        self.resolved(ctx, answer);
                     }
                     return;
                 }
@@ -826,7 +916,149 @@ fn apply_socket_options(stream: &TcpStream, opts: &ConnectionOptions) -> SocketO
 #[cfg(test)]
 mod tests {
     use super::interleave;
+    use crate::resolve::seam;
+    use crate::*;
     use std::net::SocketAddr;
+    use std::sync::mpsc::{channel, Receiver, Sender};
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    #[derive(Debug)]
+    enum Ev {
+        Connecting(u32),
+        Connected,
+        Failed(ConnectError),
+    }
+
+    /// Reports what happens to an outgoing connection; closes as soon as it is connected.
+    struct Probe(Sender<Ev>);
+
+    impl ConnectionHandler for Probe {
+        fn connecting(&mut self, attempt: u32) {
+            let _ = self.0.send(Ev::Connecting(attempt));
+        }
+        fn connected(&mut self, conn: &mut Conn) {
+            let _ = self.0.send(Ev::Connected);
+            conn.close();
+        }
+        fn connect_failed(&mut self, reason: ConnectError) {
+            let _ = self.0.send(Ev::Failed(reason));
+        }
+        fn received(&mut self, _conn: &mut Conn, _data: Vec<u8>) -> Flow {
+            Flow::Continue
+        }
+    }
+
+    /// Answers every message on a channel: shows that a worker is free to run it.
+    struct Ping(Sender<()>);
+
+    impl rein::Actor for Ping {
+        type Msg = ();
+        fn handle(&mut self, _ctx: &mut rein::Context<Self>, (): ()) {
+            let _ = self.0.send(());
+        }
+    }
+
+    /// A one-worker runtime, its reactor, and a connect to `host` whose events come on the
+    /// returned receiver.
+    fn connect_to(host: &str, port: u16) -> (rein::Runtime, Reactor, Receiver<Ev>) {
+        let (rt, auth) = rein::Runtime::builder()
+            .threads(1)
+            .build_with_auth()
+            .unwrap();
+        let reactor = Reactor::start(&rt.handle()).unwrap();
+        let (tx, rx) = channel();
+        let auth = TcpConnectAuth::new(&auth);
+        let opts = ConnectionOptions::default();
+        TcpConnection::connect(&reactor, &auth, host, port, Probe(tx), opts);
+        (rt, reactor, rx)
+    }
+
+    fn finish(rt: rein::Runtime, reactor: &Reactor) {
+        let report = rt
+            .wait_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("did not end"));
+        assert!(report.quiescent);
+        assert_eq!(reactor.registered(), 0);
+    }
+
+    #[test]
+    fn the_only_worker_stays_free_while_a_name_resolves() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = seam::gate("pending.rein-test");
+        let (rt, reactor, rx) = connect_to("pending.rein-test", addr.port());
+        // The lookup is pending (the gate is shut); the single worker must still run actors.
+        let (ping_tx, ping_rx) = channel();
+        rt.spawn(Ping(ping_tx)).send(()).unwrap();
+        ping_rx
+            .recv_timeout(WAIT)
+            .expect("an actor ran while the lookup was pending");
+        assert!(rx.try_recv().is_err(), "no attempt before the answer");
+        // Nothing else to do, but the runtime must not end by quiescence while the lookup is
+        // pending (the helper holds it alive).
+        let rt = rt
+            .wait_timeout(Duration::from_millis(100))
+            .expect_err("the runtime ended while a lookup was pending");
+        answer.send(Ok(vec![addr])).unwrap();
+        assert!(matches!(rx.recv_timeout(WAIT), Ok(Ev::Connecting(1))));
+        assert!(matches!(rx.recv_timeout(WAIT), Ok(Ev::Connected)));
+        let (peer, _) = listener.accept().unwrap();
+        drop(peer);
+        finish(rt, &reactor);
+    }
+
+    #[test]
+    fn a_failed_lookup_is_a_typed_error() {
+        let answer = seam::gate("fails.rein-test");
+        let (rt, reactor, rx) = connect_to("fails.rein-test", 1);
+        let not_found = std::io::Error::new(std::io::ErrorKind::NotFound, "no such name");
+        answer.send(Err(not_found)).unwrap();
+        match rx.recv_timeout(WAIT) {
+            Ok(Ev::Failed(ConnectError::Resolve(e))) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+        finish(rt, &reactor);
+    }
+
+    #[test]
+    fn a_name_without_addresses_is_a_typed_error() {
+        let answer = seam::gate("empty.rein-test");
+        let (rt, reactor, rx) = connect_to("empty.rein-test", 1);
+        answer.send(Ok(Vec::new())).unwrap();
+        match rx.recv_timeout(WAIT) {
+            Ok(Ev::Failed(ConnectError::NoAddresses)) => {}
+            other => panic!("{other:?}"),
+        }
+        finish(rt, &reactor);
+    }
+
+    #[test]
+    fn the_connect_timeout_covers_a_pending_lookup() {
+        let answer = seam::gate("stuck.rein-test");
+        let (rt, auth) = rein::Runtime::builder()
+            .threads(1)
+            .build_with_auth()
+            .unwrap();
+        let reactor = Reactor::start(&rt.handle()).unwrap();
+        let (tx, rx) = channel();
+        let opts = ConnectionOptions {
+            connect_timeout: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let auth = TcpConnectAuth::new(&auth);
+        TcpConnection::connect(&reactor, &auth, "stuck.rein-test", 1, Probe(tx), opts);
+        match rx.recv_timeout(WAIT) {
+            Ok(Ev::Failed(ConnectError::TimedOut)) => {}
+            other => panic!("{other:?}"),
+        }
+        // The helper holds the runtime until its lookup ends: end it (the answer is dropped).
+        drop(answer);
+        finish(rt, &reactor);
+    }
 
     #[test]
     fn interleaves_families_ipv6_first() {

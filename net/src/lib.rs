@@ -11,8 +11,14 @@
 //!   [`throttled`](ConnectionHandler::throttled), and the connection applies rein backpressure
 //!   on itself, so actors writing to it ([`ConnMsg::Write`], [`Conn::writer`]) are muted. Once
 //!   the queue drains to the low watermark it hears `unthrottled` and the writers resume.
+//! * **Forwarding.** A send refused inside [`received`](ConnectionHandler::received) holds
+//!   delivery: no more `received` until `unthrottled` has been delivered, and no reading from
+//!   the socket meanwhile. A handler keeps the refused bytes and sends them from
+//!   `unthrottled`; nothing arrives in between to overwrite them (see [`Conn::send`]).
 //! * **Reading.** [`Conn::mute`] stops reading; the kernel buffer fills and TCP slows the peer.
 //!   A turn reads at most `read_per_turn` bytes, so one busy socket cannot hog a worker.
+//!   Framing ([`Conn::expect`]) costs each frame its own size: a frame is copied out of the
+//!   read buffer on its own, never the rest of the buffer, and owns only its bytes.
 //! * Readiness comes from a thread outside the runtime, and such sends are never muted: a
 //!   throttled connection always hears that its socket drained.
 //!
@@ -33,19 +39,17 @@
 //! impl ConnectionHandler for Echo {
 //!     fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
 //!         if let Err(refused) = conn.send(data) {
-//!             // Over the high watermark: `throttled` follows, keep the bytes until then.
+//!             // Not writeable: no more `received` (and no reading) until `unthrottled`, so
+//!             // this slot cannot be overwritten. Keep the bytes until then.
 //!             self.pending = Some(refused.into_inner());
 //!         }
 //!         Flow::Continue
 //!     }
-//!     fn throttled(&mut self, conn: &mut Conn) {
-//!         conn.mute(); // stop reading until the peer catches up
-//!     }
 //!     fn unthrottled(&mut self, conn: &mut Conn) {
 //!         if let Some(data) = self.pending.take() {
+//!             // Below the low watermark now: accepted (unless the connection is closing).
 //!             let _ = conn.send(data);
 //!         }
-//!         conn.unmute();
 //!     }
 //! }
 //!
@@ -69,8 +73,10 @@
 mod auth;
 mod conn;
 mod connection;
+mod frame;
 mod io_thread;
 mod listener;
+mod resolve;
 
 pub use auth::{TcpConnectAuth, TcpListenAuth};
 pub use conn::{Conn, Flow, SendError, SendToken, SocketOptions};

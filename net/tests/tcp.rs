@@ -40,6 +40,8 @@ enum Ev {
     ConnectFailed(ConnectError),
     Connecting(u32),
     Done(usize, u64),
+    /// A send in `received` was refused; `true` if refused bytes were already kept.
+    Held(bool),
 }
 
 fn expect<T>(rx: &Receiver<Ev>, what: &str, mut pick: impl FnMut(Ev) -> Option<T>) -> T {
@@ -130,7 +132,8 @@ fn listen<H: ConnectionHandler>(
     (listener, bound, rx)
 }
 
-/// Echoes everything; stops reading while throttled.
+/// Echoes everything; stops reading while throttled (it would not need to: a refused send
+/// holds delivery until `unthrottled` anyway).
 struct Echo {
     events: Option<Sender<Ev>>,
     pending: Option<Vec<u8>>,
@@ -156,7 +159,8 @@ impl ConnectionHandler for Echo {
     }
     fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
         if let Err(e) = conn.send(data) {
-            // Only when a send already crossed the high watermark in this turn.
+            // Only when a send already crossed the high watermark in this turn; no `received`
+            // follows until `unthrottled`, so nothing can overwrite it.
             self.pending = Some(e.into_inner());
         }
         Flow::Continue
@@ -954,6 +958,25 @@ fn connects_by_name_trying_each_address_in_turn() {
 }
 
 #[test]
+fn a_name_that_does_not_resolve_is_typed() {
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, 1, 1);
+    let connect = TcpConnectAuth::new(&auth);
+    // `.invalid` never resolves (RFC 6761). The timeout leaves a slow resolver time to say so:
+    // the connect must fail on the lookup, not time out.
+    let opts = ConnectionOptions {
+        connect_timeout: Duration::from_secs(15),
+        ..Default::default()
+    };
+    TcpConnection::connect(&reactor, &connect, "nonexistent.invalid", 80, client, opts);
+    let (attempts, reason) = attempts_until_failure(&rx, "connected to nonexistent.invalid");
+    assert!(attempts.is_empty(), "{attempts:?}");
+    assert!(matches!(reason, ConnectError::Resolve(_)), "{reason:?}");
+    finish(rt, &reactor);
+}
+
+#[test]
 fn a_refused_address_falls_through_to_the_next() {
     let (rt, auth, reactor) = setup();
     let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), || {
@@ -1154,6 +1177,213 @@ fn socket_options_are_applied_and_read_back() {
     let got = rx.recv_timeout(WAIT).unwrap().expect("read back");
     assert_eq!(got.keepalive, Some(false), "keepalive is off by default");
     assert_eq!(got.nodelay, Some(true), "TCP_NODELAY is on by default");
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+/// The echo handler the crate docs show: a refused send is kept and sent on `unthrottled`.
+/// `mute_when_throttled` adds the older docs' `mute`/`unmute`, which must be correct too.
+struct DocsEcho {
+    events: Sender<Ev>,
+    frame: usize,
+    mute_when_throttled: bool,
+    pending: Option<Vec<u8>>,
+}
+
+impl ConnectionHandler for DocsEcho {
+    fn connected(&mut self, conn: &mut Conn) {
+        conn.expect(self.frame);
+    }
+    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+        if let Err(refused) = conn.send(data) {
+            let _ = self.events.send(Ev::Held(self.pending.is_some()));
+            self.pending = Some(refused.into_inner());
+        }
+        Flow::Continue
+    }
+    fn throttled(&mut self, conn: &mut Conn) {
+        let _ = self.events.send(Ev::Throttled);
+        if self.mute_when_throttled {
+            conn.mute();
+        }
+    }
+    fn unthrottled(&mut self, conn: &mut Conn) {
+        if let Some(data) = self.pending.take() {
+            let _ = conn.send(data);
+        }
+        if self.mute_when_throttled {
+            conn.unmute();
+        }
+    }
+    fn closed(&mut self) {
+        let _ = self.events.send(Ev::Closed);
+    }
+}
+
+/// Streams `total` pattern bytes through a framed echo with the docs' handler while reading
+/// slowly, and checks every byte that comes back, in order.
+fn framed_echo_to_a_slow_reader(mute_when_throttled: bool) {
+    const FRAME: usize = 100;
+    // About 16 MiB, in whole frames.
+    let total: usize = (16 << 20) / FRAME * FRAME;
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let mut opts = ListenOptions::default();
+    // A small kernel send buffer: the write queue drains a few KiB at a time, so it is seldom
+    // empty when the echo reads on, and a turn's frames cross the high watermark mid-turn.
+    opts.connection.send_buffer_size = Some(8 * 1024);
+    let (listener, addr, _server) = listen(&reactor, &auth, opts, move || DocsEcho {
+        events: tx.clone(),
+        frame: FRAME,
+        mute_when_throttled,
+        pending: None,
+    });
+    let mut peer = std::net::TcpStream::connect(addr).unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    peer.set_write_timeout(Some(WAIT)).unwrap();
+    let mut writer = peer.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let block = 1 << 20;
+        for offset in (0..total).step_by(block) {
+            let len = block.min(total - offset);
+            writer.write_all(&pattern(offset, len)).unwrap();
+        }
+    });
+    // Read nothing until the server's write queue is over its high watermark, so the echo has
+    // to hold refused bytes; then read slowly for a while, so it throttles again and again.
+    expect(&rx, "the server throttled", |ev| match ev {
+        Ev::Throttled => Some(()),
+        Ev::Held(true) => panic!("received was delivered before unthrottled"),
+        _ => None,
+    });
+    let mut buf = vec![0; 16 * 1024];
+    let mut got = 0;
+    let mut reads = 0;
+    while got < total {
+        if reads % 4 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let n = peer
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("read {reads} after {got} bytes: {e}"));
+        assert!(n > 0, "early end of stream after {got} bytes");
+        let want = pattern(got, n);
+        if let Some(i) = (0..n).find(|&i| buf[i] != want[i]) {
+            panic!("echo differs at byte {} (read {reads})", got + i);
+        }
+        got += n;
+        reads += 1;
+    }
+    sender.join().unwrap();
+    let (mut throttles, mut held, mut overwritten) = (1, 0, 0);
+    for ev in rx.try_iter() {
+        match ev {
+            Ev::Throttled => throttles += 1,
+            Ev::Held(over) => {
+                held += 1;
+                overwritten += usize::from(over);
+            }
+            _ => {}
+        }
+    }
+    eprintln!("{got} bytes echoed in order in {reads} reads; {throttles}+ throttles, {held} held");
+    assert!(
+        held > 0,
+        "the echo never had to keep refused bytes: nothing was tested"
+    );
+    assert_eq!(overwritten, 0, "received was delivered before unthrottled");
+    drop(peer);
+    expect(&rx, "the server side closed", |ev| {
+        matches!(ev, Ev::Closed).then_some(())
+    });
+    listener.send(ListenerMsg::Close).unwrap();
+    finish(rt, &reactor);
+}
+
+#[test]
+fn framed_echo_with_the_docs_handler_loses_nothing_to_a_slow_reader() {
+    framed_echo_to_a_slow_reader(false);
+}
+
+#[test]
+fn framed_echo_that_also_mutes_loses_nothing_to_a_slow_reader() {
+    framed_echo_to_a_slow_reader(true);
+}
+/// Checks 10-byte frames against the pattern and adds up their capacities.
+struct FrameCounter {
+    events: Sender<FrameTally>,
+    total: usize,
+    received: usize,
+    capacity: usize,
+    largest: usize,
+}
+
+#[derive(Debug)]
+struct FrameTally {
+    received: usize,
+    frames: usize,
+    capacity: usize,
+    largest: usize,
+}
+
+impl ConnectionHandler for FrameCounter {
+    fn connected(&mut self, conn: &mut Conn) {
+        conn.expect(10);
+    }
+    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+        assert_eq!(data.len(), 10);
+        for (i, &b) in data.iter().enumerate() {
+            assert_eq!(
+                b,
+                ((self.received + i) % 251) as u8,
+                "at {}",
+                self.received + i
+            );
+        }
+        self.received += data.len();
+        self.capacity += data.capacity();
+        self.largest = self.largest.max(data.capacity());
+        if self.received == self.total {
+            let _ = self.events.send(FrameTally {
+                received: self.received,
+                frames: self.received / 10,
+                capacity: self.capacity,
+                largest: self.largest,
+            });
+            conn.close();
+        }
+        Flow::Continue
+    }
+}
+
+#[test]
+fn small_frames_out_of_big_reads_carry_only_their_own_bytes() {
+    // About 4 MiB in whole frames, written at once: the server reads it 64 KiB at a time.
+    let total: usize = (4 << 20) / 10 * 10;
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let (listener, addr, _server) = listen(&reactor, &auth, ListenOptions::default(), move || {
+        FrameCounter {
+            events: tx.clone(),
+            total,
+            received: 0,
+            capacity: 0,
+            largest: 0,
+        }
+    });
+    let mut peer = std::net::TcpStream::connect(addr).unwrap();
+    peer.set_read_timeout(Some(WAIT)).unwrap();
+    peer.set_write_timeout(Some(WAIT)).unwrap();
+    peer.write_all(&pattern(0, total)).unwrap();
+    let tally = rx.recv_timeout(WAIT).expect("every frame arrived");
+    assert_eq!((tally.received, tally.frames), (total, total / 10));
+    // Each frame owns about its own 10 bytes, not the read buffer it was cut from.
+    assert!(tally.largest <= 32, "{tally:?}");
+    assert!(tally.capacity <= 2 * total, "{tally:?}");
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    drop(peer);
     listener.send(ListenerMsg::Close).unwrap();
     finish(rt, &reactor);
 }

@@ -2,8 +2,10 @@
 //! and checks every byte that comes back.
 //!
 //! Both sides respect backpressure: the client sends only while its connection is writeable and
-//! resumes on `unthrottled`; the server stops reading while its write queue is over the high
-//! watermark, so TCP flow control slows the client down instead of memory growing.
+//! resumes on `unthrottled`; the server keeps an echo its connection refused and sends it on
+//! `unthrottled`. A refusal inside `received` holds delivery (and reading) until then, so the
+//! kept echo is never overwritten and TCP flow control slows the client down instead of memory
+//! growing.
 //!
 //! ```text
 //! cargo run --release -p rein-examples --bin echo -- [--bytes 268435456]   # both, on loopback
@@ -60,18 +62,15 @@ struct Echo {
 impl ConnectionHandler for Echo {
     fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
         if let Err(refused) = conn.send(data) {
+            // No `received` follows until `unthrottled`: this slot is not overwritten.
             self.pending = Some(refused.into_inner());
         }
         Flow::Continue
-    }
-    fn throttled(&mut self, conn: &mut Conn) {
-        conn.mute();
     }
     fn unthrottled(&mut self, conn: &mut Conn) {
         if let Some(data) = self.pending.take() {
             let _ = conn.send(data);
         }
-        conn.unmute();
     }
 }
 
@@ -241,6 +240,7 @@ fn main() {
         Some(Mode::Client { port, bytes }) => {
             run_client(&reactor, &auth, port, bytes);
             check_clean(&rt.wait());
+            println!("ok: all {bytes} bytes came back in order");
         }
         None => {
             let (listener, addr) = serve(&reactor, &auth, 0);
@@ -249,6 +249,10 @@ fn main() {
             let report = rt.wait();
             check_clean(&report);
             report_peak_rss();
+            println!(
+                "ok: all {} bytes came back in order; the runtime ended by quiescence",
+                cli.bytes
+            );
         }
     }
 }
