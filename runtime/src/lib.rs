@@ -37,17 +37,23 @@
 //!   does not collapse the way it does with Pony's mute-on-first-full-batch rule.
 //! * An actor whose behaviour sent to a receiver that is overloaded, under pressure
 //!   (`rein-backpressure`) or itself muted is **muted** when that behaviour returns: it is not
-//!   scheduled, its messages queue, until every receiver it is muted on recovers. Sends to self
-//!   never mute, and an actor that is itself overloaded or under pressure is never muted.
+//!   scheduled, its messages queue, until every receiver it is muted on recovers. An actor that
+//!   is overloaded itself is muted too, so muting cascades through forwarding stages all the way
+//!   to the source. Sends to self never mute, an actor under pressure is never muted (it must
+//!   run to release), and a mute that would close a cycle of muted actors is refused
+//!   ([`Metrics::cycle_refusals`]), so actors that flood each other still finish.
 //! * Unmuting touches only the muted senders (O(senders)), never every worker.
 //! * Threads outside the runtime are never muted; [`ActorRef::try_send`] and
 //!   [`ActorRef::send_timeout`] let them respect pressure. Timer ticks are never muted.
 //!
-//! **Backlog bound.** With `P` actors sending at most `K` messages per behaviour to one
-//! receiver, its backlog never exceeds `high + 2·P·K`: each producer finishes the behaviour in
-//! which it crossed the high watermark (`P·K`), and one that races the receiver's recovery may
-//! finish one more. In steady state the figure is `high + P·K`. Outside threads are not muted,
-//! so their sends are not bounded unless they use `send_timeout`.
+//! **Backlog bound.** In any acyclic topology (pipelines, fan-in, fan-out, diamonds,
+//! forwarders of any depth), a mailbox whose `P` sending actors each send it at most `K`
+//! messages per behaviour never holds more than `high + 2·P·K`: each producer finishes the
+//! behaviour in which it crossed the high watermark (`P·K`), and one that races the receiver's
+//! recovery may finish one more. In steady state the figure is `high + P·K`. Outside threads
+//! are not muted, so their sends are not bounded unless they use `send_timeout`. In a cycle the
+//! one refused mute leaves one mailbox of the cycle to grow by what its refused sender handles
+//! while the cycle is closed.
 //!
 //! See `docs/architecture.md` in the repository for how a message travels and why each atomic
 //! ordering is what it is.

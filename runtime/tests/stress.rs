@@ -1,4 +1,5 @@
-//! Seeded stress tests: random actor graphs, fan-in under backpressure, heavy muting.
+//! Seeded stress tests: random actor graphs, random DAGs whose every mailbox must stay within
+//! the documented backlog bound, fan-in under backpressure, heavy muting.
 //!
 //! Every case is derived from one 64-bit seed: the graph, the runtime configuration (threads,
 //! batch, watermarks) and the traffic. Each message carries `(sender id, per-sender sequence
@@ -24,7 +25,7 @@ mod common;
 use rein::{Actor, ActorRef, AmbientAuth, Context, Report, Runtime};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -633,6 +634,255 @@ fn random_graphs_with_small_watermarks_mute_without_losing_anything() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Random DAGs: every mailbox within its bound
+// ---------------------------------------------------------------------------------------------
+
+/// The largest backlog seen at each node of a DAG case: by senders right after each send, and
+/// by the node at each message. Either reading can miss a peak, never invent one.
+struct Peaks(Vec<AtomicUsize>);
+
+impl Peaks {
+    fn see(&self, node: usize, backlog: usize) {
+        self.0[node].fetch_max(backlog, Relaxed);
+    }
+}
+
+/// A node of a random DAG: logs what it receives; a message with `hops = b` makes it send `b`
+/// messages downstream in that one behaviour (bursts at the first layer); otherwise it passes
+/// the message on to one out-edge, now and then to two.
+struct DagNode {
+    case: Arc<Case>,
+    index: usize,
+    out: Outbox,
+    rng: Rng,
+    edges: Vec<(usize, ActorRef<DagNode>)>,
+    peaks: Arc<Peaks>,
+    work: u32,
+    own_watermarks: Option<(usize, usize)>,
+    received: Vec<(u32, u64)>,
+}
+
+impl DagNode {
+    fn send_on(&mut self) {
+        if self.edges.is_empty() || !self.case.take_budget() {
+            return;
+        }
+        let (i, to) = &self.edges[self.rng.below(self.edges.len())];
+        self.out.send(&self.case, to, 1);
+        self.peaks.see(*i, to.backlog());
+    }
+}
+
+impl Actor for DagNode {
+    type Msg = Hop;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some((low, high)) = self.own_watermarks {
+            ctx.set_watermarks(low, high).expect("valid watermarks");
+        }
+    }
+
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: Hop) {
+        self.peaks.see(self.index, ctx.backlog());
+        self.received.push((msg.from, msg.seq));
+        let mut x = msg.seq;
+        for _ in 0..self.work {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let sends = if msg.hops > 1 {
+            msg.hops as usize
+        } else if self.rng.chance(10) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..sends {
+            self.send_on();
+        }
+    }
+}
+
+impl Drop for DagNode {
+    fn drop(&mut self) {
+        self.case.push_log(Log {
+            id: self.out.id,
+            received: std::mem::take(&mut self.received),
+            sent: self.out.seq,
+        });
+    }
+}
+
+/// Runs one random-DAG case: layers of nodes, edges only forward (some skip layers, making
+/// diamonds), fan-in and fan-out up to 8, slow and fast stages, some with their own
+/// watermarks, fed by outside threads that honour pressure (`send_timeout`). Every mailbox's
+/// peak must stay within `high + 2·Σ K + F`: `K` the most a sender sends per behaviour, summed
+/// over its senders, plus one message per outside feeder that can race past its pressure check.
+fn random_dag_case(seed: u64, totals: &mut Totals) {
+    let mut rng = Rng::new(seed);
+    let threads = rng.pick(&[1, 2, 4]);
+    let batch = rng.range(1, 200);
+    let depth = rng.range(1, 20);
+    let max_burst = rng.range(1, 64);
+    let feeders = rng.range(1, 3);
+    let per_feeder = rng.range(20, 200);
+    let budget = rng.range(2_000, 30_000) as i64;
+    let (low, high) = match rng.below(3) {
+        0 => (rein::DEFAULT_LOW_WATERMARK, rein::DEFAULT_HIGH_WATERMARK),
+        1 => (4, 16),
+        _ => {
+            let high = rng.range(2, 64);
+            (rng.below(high), high)
+        }
+    };
+    let widths: Vec<usize> = (0..depth).map(|_| rng.range(1, 8)).collect();
+    let mut layer_of = Vec::new();
+    for (layer, &w) in widths.iter().enumerate() {
+        layer_of.extend(std::iter::repeat(layer).take(w));
+    }
+    let n = layer_of.len();
+    let first_of = |layer: usize| widths[..layer].iter().sum::<usize>();
+    // Edges: each node below the last layer gets 1..=8 out-edges into the next three layers,
+    // keeping every node's in-degree at 8 or less.
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut in_degree = vec![0usize; n];
+    for from in 0..n {
+        let layer = layer_of[from];
+        if layer + 1 >= depth {
+            continue;
+        }
+        let lo = first_of(layer + 1);
+        let hi = first_of((layer + 4).min(depth));
+        for _ in 0..rng.range(1, 8) {
+            let to = rng.range(lo, hi - 1);
+            if in_degree[to] < 8 && !edges[from].contains(&to) {
+                edges[from].push(to);
+                in_degree[to] += 1;
+            }
+        }
+    }
+    let work: Vec<u32> = (0..n)
+        .map(|_| {
+            if rng.chance(25) {
+                rng.range(500, 3_000) as u32
+            } else {
+                rng.range(0, 50) as u32
+            }
+        })
+        .collect();
+    let own: Vec<Option<(usize, usize)>> = (0..n)
+        .map(|_| {
+            rng.chance(20).then(|| {
+                let h = rng.range(2, 48);
+                (rng.below(h), h)
+            })
+        })
+        .collect();
+    // The bound per node. K: layer-0 nodes send up to a burst per behaviour, others up to 2.
+    let per_behaviour = |from: usize| if layer_of[from] == 0 { max_burst } else { 2 };
+    let mut bound: Vec<usize> = (0..n)
+        .map(|i| high.max(own[i].map_or(0, |o| o.1)))
+        .collect();
+    for (from, outs) in edges.iter().enumerate() {
+        for &to in outs {
+            bound[to] += 2 * per_behaviour(from);
+        }
+    }
+    for b in bound.iter_mut().take(widths[0]) {
+        *b += feeders;
+    }
+    let tag = Tag {
+        seed,
+        desc: format!(
+            "random DAG: threads {threads}, batch {batch}, layers {widths:?}, bursts 1..={max_burst}, \
+             feeders {feeders}x{per_feeder}, budget {budget}, watermarks ({low}, {high})"
+        ),
+    };
+    eprintln!("{tag}");
+
+    let case = Case::new(budget, 0);
+    let (rt, _auth) = build(threads, batch, Some((low, high)), true);
+    let peaks = Arc::new(Peaks((0..n).map(|_| AtomicUsize::new(0)).collect()));
+    // Spawn from the last layer back, so every node's out-edges exist when it is made.
+    let mut refs: Vec<Option<ActorRef<DagNode>>> = vec![None; n];
+    for i in (0..n).rev() {
+        let id = case.new_id();
+        let node = DagNode {
+            case: case.clone(),
+            index: i,
+            out: Outbox { id, seq: 0 },
+            rng: rng.fork(),
+            edges: edges[i]
+                .iter()
+                .map(|&to| (to, refs[to].clone().expect("spawned")))
+                .collect(),
+            peaks: peaks.clone(),
+            work: work[i],
+            own_watermarks: own[i],
+            received: Vec::new(),
+        };
+        refs[i] = Some(rt.spawn(node));
+    }
+    let first: Vec<ActorRef<DagNode>> = refs[..widths[0]].iter().flatten().cloned().collect();
+    drop(refs);
+    std::thread::scope(|s| {
+        for _ in 0..feeders {
+            let mut frng = rng.fork();
+            let (first, case, peaks) = (&first, &case, &peaks);
+            let id = case.new_id();
+            s.spawn(move || {
+                let mut seq = 0;
+                for _ in 0..per_feeder {
+                    let i = frng.below(first.len());
+                    let msg = Hop {
+                        from: id,
+                        seq,
+                        hops: frng.range(1, max_burst) as u32,
+                    };
+                    match first[i].send_timeout(msg, common::LIMIT) {
+                        Ok(()) => seq += 1,
+                        Err(e) => panic!("seed {seed:#018x}: a feeder's send failed: {e:?}"),
+                    }
+                    peaks.see(i, first[i].backlog());
+                }
+                case.push_log(Log {
+                    id,
+                    received: Vec::new(),
+                    sent: seq,
+                });
+            });
+        }
+    });
+    drop(first);
+    let report = wait(rt, &tag, common::LIMIT);
+    verify(&tag, &case, &report, true, totals);
+    assert_eq!(
+        report.metrics.cycle_refusals, 0,
+        "{tag}: a mute was refused for a cycle in an acyclic graph"
+    );
+    for i in 0..n {
+        let peak = peaks.0[i].load(Relaxed);
+        assert!(
+            peak <= bound[i],
+            "{tag}: node {i} (layer {}, {} senders, own watermarks {:?}) reached a backlog of \
+             {peak}, above its bound {}",
+            layer_of[i],
+            in_degree[i],
+            own[i],
+            bound[i]
+        );
+    }
+}
+
+#[test]
+fn random_dags_keep_every_mailbox_within_its_bound() {
+    let mut totals = Totals::default();
+    for seed in seeds(6) {
+        random_dag_case(seed, &mut totals);
+    }
+    assert!(totals.messages > 0, "no traffic at all: {totals:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fan-in: many senders, one receiver
 // ---------------------------------------------------------------------------------------------
 
@@ -642,11 +892,14 @@ struct Sink {
     id: u32,
     work: u32,
     received: Vec<(u32, u64)>,
+    /// The largest backlog seen, by the sink at each message and by senders after each send.
+    peak: Arc<AtomicUsize>,
 }
 
 impl Actor for Sink {
     type Msg = Hop;
-    fn handle(&mut self, _: &mut Context<Self>, msg: Hop) {
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: Hop) {
+        self.peak.fetch_max(ctx.backlog(), Relaxed);
         self.received.push((msg.from, msg.seq));
         let mut x = msg.seq;
         for _ in 0..self.work {
@@ -670,6 +923,7 @@ struct Source {
     case: Arc<Case>,
     out: Outbox,
     sink: ActorRef<Sink>,
+    peak: Arc<AtomicUsize>,
     received: Vec<(u32, u64)>,
 }
 
@@ -679,6 +933,7 @@ impl Actor for Source {
         self.received.push((msg.from, msg.seq));
         for _ in 0..msg.hops {
             self.out.send(&self.case, &self.sink, 0);
+            self.peak.fetch_max(self.sink.backlog(), Relaxed);
         }
     }
 }
@@ -726,11 +981,14 @@ fn fan_in_case(seed: u64, mode: FanIn, totals: &mut Totals) {
 
     let case = Case::new(0, 0);
     let (rt, _auth) = build(threads, batch, watermarks, backpressure);
+    let peak = Arc::new(AtomicUsize::new(0));
+    let direct = AtomicU64::new(0);
     let sink = rt.spawn(Sink {
         case: case.clone(),
         id: case.new_id(),
         work,
         received: Vec::new(),
+        peak: peak.clone(),
     });
     let srcs: Vec<ActorRef<Source>> = (0..sources)
         .map(|_| {
@@ -741,6 +999,7 @@ fn fan_in_case(seed: u64, mode: FanIn, totals: &mut Totals) {
                     seq: 0,
                 },
                 sink: sink.clone(),
+                peak: peak.clone(),
                 received: Vec::new(),
             })
         })
@@ -748,13 +1007,15 @@ fn fan_in_case(seed: u64, mode: FanIn, totals: &mut Totals) {
     std::thread::scope(|s| {
         for _ in 0..feeders {
             let mut frng = rng.fork();
-            let (srcs, sink, case) = (&srcs, &sink, &case);
+            let (srcs, sink, case, direct) = (&srcs, &sink, &case, &direct);
             let id = case.new_id();
             s.spawn(move || {
                 let mut out = Outbox { id, seq: 0 };
                 for _ in 0..per_feeder {
                     if frng.chance(10) {
+                        // A plain send from outside: never muted, so it counts in full.
                         out.send(case, sink, 0);
+                        direct.fetch_add(1, Relaxed);
                     } else {
                         let burst = frng.range(1, max_burst) as u32;
                         out.send(case, &srcs[frng.below(srcs.len())], burst);
@@ -771,6 +1032,16 @@ fn fan_in_case(seed: u64, mode: FanIn, totals: &mut Totals) {
     drop((sink, srcs));
     let report = wait(rt, &tag, limit);
     verify(&tag, &case, &report, backpressure, totals);
+    if backpressure {
+        // high + 2·P·K for the sources, plus every plain send from outside.
+        let high = watermarks.map_or(rein::DEFAULT_HIGH_WATERMARK, |w| w.1);
+        let bound = high + 2 * sources * max_burst + direct.load(Relaxed) as usize;
+        let peak = peak.load(Relaxed);
+        assert!(
+            peak <= bound,
+            "{tag}: the sink's backlog reached {peak}, above its bound {bound}"
+        );
+    }
 }
 
 fn fan_in(salt: u64, mode: FanIn) -> Totals {
@@ -1154,20 +1425,18 @@ impl Actor for Poked {
 /// Regression: **an actor parked after becoming overloaded, so two actors that send to each
 /// other stayed muted on each other for good** (no quiescence).
 ///
-/// `Cell::register_mutes` refuses to mute an actor that is itself overloaded, but it reads the
+/// Under the old rule (an overloaded actor is never muted), `Cell::register_mutes` read the
 /// actor's own word *before* registering on its receivers, and before c723deb
 /// `MuteWord::try_park` parked without looking at `OVERLOADED`. If the actor (V) became
-/// overloaded in between, and a peer (P) that sends to it muted itself on it (V blocks) and
-/// parked, V then registered on P (parked, so blocking) and parked too: V was
-/// `PARKED|OVERLOADED` and only its own turn clears `OVERLOADED`; P was `PARKED` and only V's
-/// recovery resumes it. The fix makes `try_park` refuse, in the same CAS, while `OVERLOADED` or
-/// `PRESSURED` is set.
+/// overloaded in between, and a peer (P) that sends to it muted itself on it and parked, V
+/// then registered on P and parked too: a cycle of two parked actors. Today overloaded actors
+/// are muted like any other, and the mute graph (`mute_graph.rs`) refuses the one mute that
+/// would close such a cycle, so the window no longer matters; the scenario stays as a check.
 ///
-/// Naturally the window is a few hundred nanoseconds; the random-graph stress test hit it twice
-/// in ~600 cases under load (cycles `[2, 11]` and `[2, 8, 6, 4]`). Here it is deterministic:
-/// the victim's first blocking receiver has no other reference left, so dropping it inside
-/// the registration loop runs user code (`Drop for Doomed`) in the window, which overloads V
-/// and has P mute itself on V. Before the fix this failed every time with the cycle `[V, P]`.
+/// The victim's first blocking receiver has no other reference left, so dropping it at the
+/// end of the victim's behaviour runs user code (`Drop for Doomed`), which overloads V and has
+/// P mute itself on V, while V is muting. Before c723deb this failed every time with the cycle
+/// `[V, P]`.
 #[test]
 fn overload_between_registering_and_parking_does_not_deadlock_a_cycle() {
     let rt = Runtime::builder()
