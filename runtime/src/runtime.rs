@@ -26,6 +26,8 @@ pub(crate) struct Config {
     pub(crate) backpressure: bool,
     pub(crate) high_watermark: usize,
     pub(crate) low_watermark: usize,
+    /// `Some(seed)`: deterministic scheduling (see [`Builder::deterministic`]).
+    pub(crate) deterministic: Option<u64>,
 }
 
 /// Configures a [`Runtime`]. Every setting has a documented default.
@@ -58,6 +60,7 @@ impl Default for Builder {
                 backpressure: true,
                 high_watermark: DEFAULT_HIGH_WATERMARK,
                 low_watermark: DEFAULT_LOW_WATERMARK,
+                deterministic: None,
             },
         }
     }
@@ -99,6 +102,51 @@ impl Builder {
         self
     }
 
+    /// Deterministic scheduling, for tests: the same workers, queues and muting run, but one
+    /// worker at a time, each for one turn, handed on by a generator seeded with `seed`. Given
+    /// the same program and the same seed, every run takes the same interleaving, so a test
+    /// failure found with a seed replays with it.
+    ///
+    /// What changes, so that nothing depends on timing:
+    /// * the workers hold until [`Runtime::wait`] (or [`Runtime::wait_timeout`]) is called, so
+    ///   send and spawn from outside *before* that; sends from outside threads afterwards race
+    ///   as in a normal runtime, and an [`ActorRef::ask`](crate::ActorRef::ask) before `wait`
+    ///   gets no answer;
+    /// * timers run on a virtual clock: time jumps to the next deadline when every worker is
+    ///   idle, or at seeded moments while they are busy.
+    ///
+    /// It is slower than a normal runtime and exercises scheduling orders, not memory-model
+    /// races (rein's loom models cover those).
+    ///
+    /// ```
+    /// use rein::{Actor, Context, Runtime};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// struct Log(Arc<Mutex<Vec<u32>>>);
+    /// impl Actor for Log {
+    ///     type Msg = u32;
+    ///     fn handle(&mut self, _: &mut Context<Self>, n: u32) {
+    ///         self.0.lock().unwrap().push(n);
+    ///     }
+    /// }
+    ///
+    /// let run = |seed| {
+    ///     let rt = Runtime::builder().threads(4).deterministic(seed).build().unwrap();
+    ///     let order = Arc::new(Mutex::new(Vec::new()));
+    ///     let logs: Vec<_> = (0..4).map(|_| rt.spawn(Log(order.clone()))).collect();
+    ///     for n in 0..100 {
+    ///         logs[n as usize % 4].send(n).unwrap();
+    ///     }
+    ///     rt.wait();
+    ///     Arc::try_unwrap(order).unwrap().into_inner().unwrap()
+    /// };
+    /// assert_eq!(run(7), run(7), "one seed, one interleaving");
+    /// ```
+    pub fn deterministic(mut self, seed: u64) -> Self {
+        self.config.deterministic = Some(seed);
+        self
+    }
+
     /// Starts the workers and mints the root authority, for the program's entry point: the
     /// only way to obtain an [`AmbientAuth`].
     pub fn build_with_auth(self) -> Result<(Runtime, AmbientAuth), BuildError> {
@@ -124,8 +172,12 @@ impl Builder {
             .map(|_| crossbeam_deque::Worker::new_fifo())
             .collect();
         let parkers: Vec<_> = (0..config.threads).map(|_| Parker::new()).collect();
-        let timers =
-            Wheel::start(format!("{}-timer", config.thread_name)).map_err(BuildError::Spawn)?;
+        let timers = match config.deterministic {
+            Some(_) => Wheel::manual(),
+            None => {
+                Wheel::start(format!("{}-timer", config.thread_name)).map_err(BuildError::Spawn)?
+            }
+        };
         let shared = Arc::new(Shared::new(
             config.clone(),
             locals.iter().map(|l| l.stealer()).collect(),

@@ -5,6 +5,11 @@
 //! never held back by muting: an actor under pressure that waits for a tick to release it always
 //! gets the tick (Pony's ponyc#3382 deadlock does not arise). A pending timer keeps the runtime
 //! alive only if it was created with one of the `*_keeping_alive` methods.
+//!
+//! A runtime in deterministic mode ([`Builder::deterministic`](crate::Builder::deterministic))
+//! has no timer thread: its clock is virtual, and the worker holding the scheduling baton fires
+//! timers itself ([`Wheel::fire_next`]) when every worker is idle, or at seeded random moments,
+//! so that a seed replays the same ticks at the same points.
 
 use crate::scheduler::Shared;
 use parking_lot::{Condvar, Mutex};
@@ -89,11 +94,15 @@ struct Queue {
     heap: BinaryHeap<Reverse<Entry>>,
     seq: u64,
     closed: bool,
+    /// Virtual time elapsed (deterministic mode only).
+    elapsed: Duration,
 }
 
 pub(crate) struct Wheel {
     queue: Mutex<Queue>,
     changed: Condvar,
+    /// `Some(base)` for a virtual clock (deterministic mode): now is `base + Queue::elapsed`.
+    virtual_base: Option<Instant>,
 }
 
 impl Wheel {
@@ -102,12 +111,75 @@ impl Wheel {
         let wheel = Arc::new(Wheel {
             queue: Mutex::new(Queue::default()),
             changed: Condvar::new(),
+            virtual_base: None,
         });
         let runner = wheel.clone();
         std::thread::Builder::new()
             .name(name)
             .spawn(move || runner.run())?;
         Ok(wheel)
+    }
+
+    /// A wheel on a virtual clock, with no thread: see [`Wheel::fire_next`].
+    pub(crate) fn manual() -> Arc<Wheel> {
+        Arc::new(Wheel {
+            queue: Mutex::new(Queue::default()),
+            changed: Condvar::new(),
+            virtual_base: Some(Instant::now()),
+        })
+    }
+
+    /// The current time: the real clock, or the virtual one.
+    fn now(&self, q: &Queue) -> Instant {
+        match self.virtual_base {
+            Some(base) => base + q.elapsed,
+            None => Instant::now(),
+        }
+    }
+
+    /// Virtual clock only: moves time to the earliest pending deadline and fires every timer
+    /// due then, on the calling thread. Returns whether any timer was pending.
+    pub(crate) fn fire_next(&self) -> bool {
+        debug_assert!(
+            self.virtual_base.is_some(),
+            "a real clock fires on its thread"
+        );
+        let mut q = self.queue.lock();
+        let Some(Reverse(first)) = q.heap.peek() else {
+            return false;
+        };
+        let base = self.virtual_base.unwrap_or(first.deadline);
+        q.elapsed = q
+            .elapsed
+            .max(first.deadline.saturating_duration_since(base));
+        let now = self.now(&q);
+        let mut due = Vec::new();
+        while q.heap.peek().is_some_and(|Reverse(e)| e.deadline <= now) {
+            due.extend(q.heap.pop().map(|Reverse(e)| e));
+        }
+        drop(q);
+        for entry in due {
+            self.fire(entry, now);
+        }
+        true
+    }
+
+    /// Fires one due entry (without the lock: a send may run arbitrary `From` conversions) and
+    /// reschedules it if it is periodic and still wanted.
+    fn fire(&self, mut entry: Entry, now: Instant) {
+        let alive = !entry.state.cancelled.load(SeqCst) && (entry.fire)();
+        let mut q = self.queue.lock();
+        match entry.period {
+            Some(period) if alive && !entry.state.cancelled.load(SeqCst) && !q.closed => {
+                // Fixed rate, but never a burst of catch-up ticks after a stall.
+                entry.deadline = (entry.deadline + period).max(now);
+                q.heap.push(Reverse(entry));
+            }
+            _ => {
+                drop(q);
+                entry.state.finish();
+            }
+        }
     }
 
     pub(crate) fn add(
@@ -134,8 +206,9 @@ impl Wheel {
         }
         q.seq += 1;
         let seq = q.seq;
+        let deadline = self.now(&q) + delay;
         q.heap.push(Reverse(Entry {
-            deadline: Instant::now() + delay,
+            deadline,
             seq,
             period: period.map(|p| p.max(Duration::from_micros(1))),
             fire,
@@ -164,19 +237,10 @@ impl Wheel {
                     entry.state.finish();
                 }
                 Some((deadline, false)) if deadline <= now => {
-                    let Reverse(mut entry) = q.heap.pop().expect("peeked");
-                    // Fire without the lock: a send may run arbitrary `From` conversions.
+                    let Reverse(entry) = q.heap.pop().expect("peeked");
                     drop(q);
-                    let alive = (entry.fire)();
+                    self.fire(entry, now);
                     q = self.queue.lock();
-                    match entry.period {
-                        Some(period) if alive && !entry.state.cancelled.load(SeqCst) => {
-                            // Fixed rate, but never a burst of catch-up ticks after a stall.
-                            entry.deadline = (entry.deadline + period).max(now);
-                            q.heap.push(Reverse(entry));
-                        }
-                        _ => entry.state.finish(),
-                    }
                 }
                 Some((deadline, false)) => {
                     self.changed.wait_until(&mut q, deadline);

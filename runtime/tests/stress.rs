@@ -10,14 +10,19 @@
 //!
 //! * `REIN_STRESS_SEED=<n or 0xhex>` runs exactly that seed in every test.
 //! * `REIN_STRESS_CASES=<n>` sets how many random seeds each test runs (default 8).
+//! * `REIN_STRESS_MODE=deterministic|parallel` runs each seed in one mode only; by default
+//!   every seed runs in both. Deterministic mode (`Builder::deterministic`) runs one worker at
+//!   a time, handed on by a generator seeded from the case seed, so a seed replays the whole
+//!   interleaving; parallel mode runs real threads and finds what only real concurrency can.
 //! * `REIN_REPRO_SECS=<n>` sets how long the probabilistic regression test at the end keeps
 //!   trying (default 2).
 //!
 //! Every wait is bounded by `common::LIMIT` (30 s); a hang fails with the seed, the metrics and
 //! the mute snapshot (who is muted on whom, and any cycle of mutually muted actors).
 //!
-//! Scheduling is not deterministic, so a seed reproduces the *shape* of a case (graph,
-//! configuration, traffic), not its interleaving: rerun a failing seed a few times. Every
+//! A failure in deterministic mode replays exactly from the command its message prints; in
+//! parallel mode the seed reproduces the *shape* of the case (graph, configuration, traffic),
+//! not its interleaving: rerun it a few times, or in deterministic mode. Every
 //! failure message starts with the seed and the configuration.
 
 mod common;
@@ -104,6 +109,46 @@ fn seeds(salt: u64) -> Vec<u64> {
         .map_or(0, |d| d.as_nanos() as u64);
     let mut rng = Rng::new(now ^ salt.wrapping_mul(0xA24B_AED4_963E_E407));
     (0..cases).map(|_| rng.next_u64()).collect()
+}
+
+/// How a case is scheduled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sched {
+    /// `Builder::deterministic` with this seed: one worker at a time, handed on by a seeded
+    /// generator, so the seed replays the interleaving too.
+    Deterministic(u64),
+    /// Real threads in parallel: finds memory-model races the deterministic mode cannot.
+    Parallel,
+}
+
+/// The schedules each seed runs under: `REIN_STRESS_MODE=deterministic` or `parallel` picks
+/// one; by default every seed runs both.
+fn schedules(seed: u64) -> Vec<Sched> {
+    let deterministic = Sched::Deterministic(seed.rotate_left(17) ^ 0x5EED);
+    match std::env::var("REIN_STRESS_MODE").as_deref().map(str::trim) {
+        Ok("deterministic") => vec![deterministic],
+        Ok("parallel") => vec![Sched::Parallel],
+        Ok(other) if !other.is_empty() => {
+            panic!("REIN_STRESS_MODE={other:?}: expected deterministic or parallel")
+        }
+        _ => vec![deterministic, Sched::Parallel],
+    }
+}
+
+/// Runs a feeder: on a thread of its own in parallel mode; at once, on the test's thread, in
+/// deterministic mode, whose workers hold until `wait`, so outside sends happen in program
+/// order before the first round.
+fn feeder<'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    sched: Sched,
+    f: impl FnOnce() + Send + 'scope,
+) {
+    match sched {
+        Sched::Parallel => {
+            s.spawn(f);
+        }
+        Sched::Deterministic(_) => f(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,6 +270,8 @@ struct Case {
     ticks: AtomicU64,
     /// Pressure applied (each is released by one tick).
     pressure_pairs: AtomicU64,
+    /// Other messages handled that are not traffic (a feeder actor's messages to itself).
+    internal: AtomicU64,
 }
 
 impl Case {
@@ -276,15 +323,24 @@ impl Outbox {
     }
 }
 
-/// Describes a case in every failure message.
+/// Describes a case in every failure message, with how to replay it.
 struct Tag {
     seed: u64,
+    sched: Sched,
     desc: String,
 }
 
 impl fmt::Display for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "seed {:#018x} [{}]", self.seed, self.desc)
+        let mode = match self.sched {
+            Sched::Deterministic(_) => "deterministic",
+            Sched::Parallel => "parallel",
+        };
+        write!(
+            f,
+            "seed {:#018x}, {mode} (replay: REIN_STRESS_SEED={:#x} REIN_STRESS_MODE={mode}) [{}]",
+            self.seed, self.seed, self.desc
+        )
     }
 }
 
@@ -355,10 +411,12 @@ fn verify(tag: &Tag, case: &Case, report: &Report, backpressure: bool, totals: &
         "{tag}: every apply is released by exactly one tick"
     );
     assert_eq!(m.pressured_actors, 0, "{tag}: pressure left applied: {m:?}");
+    let internal = case.internal.load(Relaxed);
     assert_eq!(
         m.messages(),
-        total + ticks,
-        "{tag}: the runtime handled {} messages, the actors logged {total} (+{ticks} ticks)",
+        total + ticks + internal,
+        "{tag}: the runtime handled {} messages, the actors logged {total} (+{ticks} ticks, \
+         +{internal} internal)",
         m.messages()
     );
     eprintln!(
@@ -375,6 +433,7 @@ fn verify(tag: &Tag, case: &Case, report: &Report, backpressure: bool, totals: &
 
 /// Starts a runtime for a case.
 fn build(
+    sched: Sched,
     threads: usize,
     batch: usize,
     watermarks: Option<(usize, usize)>,
@@ -387,6 +446,9 @@ fn build(
         .thread_name("rein-stress");
     if let Some((low, high)) = watermarks {
         b = b.watermarks(low, high);
+    }
+    if let Sched::Deterministic(seed) = sched {
+        b = b.deterministic(seed);
     }
     b.build_with_auth().expect("runtime")
 }
@@ -538,7 +600,13 @@ impl Drop for Node {
 }
 
 /// Runs one random-graph case. `small_watermarks` forces `.watermarks(4, 16)`.
-fn random_graph_case(seed: u64, small_watermarks: bool, limit: Duration, totals: &mut Totals) {
+fn random_graph_case(
+    seed: u64,
+    sched: Sched,
+    small_watermarks: bool,
+    limit: Duration,
+    totals: &mut Totals,
+) {
     let mut rng = Rng::new(seed);
     let threads = rng.pick(&[1, 2, 4]);
     let batch = rng.range(1, 200);
@@ -563,6 +631,7 @@ fn random_graph_case(seed: u64, small_watermarks: bool, limit: Duration, totals:
     };
     let tag = Tag {
         seed,
+        sched,
         desc: format!(
             "random graph: threads {threads}, batch {batch}, nodes {n}, feeders {feeders}x\
              {per_feeder}, budget {budget}, spawns {spawn_budget}, backpressure {backpressure}, \
@@ -572,7 +641,7 @@ fn random_graph_case(seed: u64, small_watermarks: bool, limit: Duration, totals:
     eprintln!("{tag}");
 
     let case = Case::new(budget, spawn_budget);
-    let (rt, auth) = build(threads, batch, watermarks, backpressure);
+    let (rt, auth) = build(sched, threads, batch, watermarks, backpressure);
     let nodes: Vec<ActorRef<Node>> = (0..n)
         .map(|_| {
             let id = case.new_id();
@@ -592,7 +661,7 @@ fn random_graph_case(seed: u64, small_watermarks: bool, limit: Duration, totals:
             let nodes = &nodes;
             let case = &case;
             let id = case.new_id();
-            s.spawn(move || {
+            feeder(s, sched, move || {
                 let mut out = Outbox { id, seq: 0 };
                 for _ in 0..per_feeder {
                     let to = &nodes[frng.below(nodes.len())];
@@ -619,7 +688,9 @@ fn random_graph_case(seed: u64, small_watermarks: bool, limit: Duration, totals:
 fn random_graphs_deliver_everything_once_in_per_sender_order() {
     let mut totals = Totals::default();
     for seed in seeds(1) {
-        random_graph_case(seed, false, common::LIMIT, &mut totals);
+        for sched in schedules(seed) {
+            random_graph_case(seed, sched, false, common::LIMIT, &mut totals);
+        }
     }
     assert!(totals.messages > 0, "no traffic at all: {totals:?}");
 }
@@ -628,7 +699,9 @@ fn random_graphs_deliver_everything_once_in_per_sender_order() {
 fn random_graphs_with_small_watermarks_mute_without_losing_anything() {
     let mut totals = Totals::default();
     for seed in seeds(2) {
-        random_graph_case(seed, true, common::LIMIT, &mut totals);
+        for sched in schedules(seed) {
+            random_graph_case(seed, sched, true, common::LIMIT, &mut totals);
+        }
     }
     assert!(totals.messages > 0, "no traffic at all: {totals:?}");
 }
@@ -712,12 +785,54 @@ impl Drop for DagNode {
     }
 }
 
+/// Feeds the first layer of a DAG from inside the runtime: one burst request per behaviour,
+/// then a message to itself to go on (its own messages are not traffic and are not logged).
+struct DagFeeder {
+    case: Arc<Case>,
+    out: Outbox,
+    rng: Rng,
+    first: Vec<(usize, ActorRef<DagNode>)>,
+    peaks: Arc<Peaks>,
+    left: usize,
+    max_burst: usize,
+}
+
+impl Actor for DagFeeder {
+    type Msg = Hop;
+    fn handle(&mut self, ctx: &mut Context<Self>, _: Hop) {
+        self.case.internal.fetch_add(1, Relaxed);
+        if self.left == 0 {
+            return;
+        }
+        self.left -= 1;
+        let (i, to) = &self.first[self.rng.below(self.first.len())];
+        let burst = self.rng.range(1, self.max_burst) as u32;
+        self.out.send(&self.case, to, burst);
+        self.peaks.see(*i, to.backlog());
+        let _ = ctx.myself().send(Hop {
+            from: RELEASE_TICK,
+            seq: 0,
+            hops: 0,
+        });
+    }
+}
+
+impl Drop for DagFeeder {
+    fn drop(&mut self) {
+        self.case.push_log(Log {
+            id: self.out.id,
+            received: Vec::new(),
+            sent: self.out.seq,
+        });
+    }
+}
+
 /// Runs one random-DAG case: layers of nodes, edges only forward (some skip layers, making
 /// diamonds), fan-in and fan-out up to 8, slow and fast stages, some with their own
 /// watermarks, fed by outside threads that honour pressure (`send_timeout`). Every mailbox's
 /// peak must stay within `high + 2·Σ K + F`: `K` the most a sender sends per behaviour, summed
 /// over its senders, plus one message per outside feeder that can race past its pressure check.
-fn random_dag_case(seed: u64, totals: &mut Totals) {
+fn random_dag_case(seed: u64, sched: Sched, totals: &mut Totals) {
     let mut rng = Rng::new(seed);
     let threads = rng.pick(&[1, 2, 4]);
     let batch = rng.range(1, 200);
@@ -787,11 +902,14 @@ fn random_dag_case(seed: u64, totals: &mut Totals) {
             bound[to] += 2 * per_behaviour(from);
         }
     }
+    // Outside feeders can each race one message past a pressure check; feeder actors (in
+    // deterministic mode) send one message per behaviour: 2·K with K = 1.
     for b in bound.iter_mut().take(widths[0]) {
-        *b += feeders;
+        *b += 2 * feeders;
     }
     let tag = Tag {
         seed,
+        sched,
         desc: format!(
             "random DAG: threads {threads}, batch {batch}, layers {widths:?}, bursts 1..={max_burst}, \
              feeders {feeders}x{per_feeder}, budget {budget}, watermarks ({low}, {high})"
@@ -800,7 +918,7 @@ fn random_dag_case(seed: u64, totals: &mut Totals) {
     eprintln!("{tag}");
 
     let case = Case::new(budget, 0);
-    let (rt, _auth) = build(threads, batch, Some((low, high)), true);
+    let (rt, _auth) = build(sched, threads, batch, Some((low, high)), true);
     let peaks = Arc::new(Peaks((0..n).map(|_| AtomicUsize::new(0)).collect()));
     // Spawn from the last layer back, so every node's out-edges exist when it is made.
     let mut refs: Vec<Option<ActorRef<DagNode>>> = vec![None; n];
@@ -822,36 +940,67 @@ fn random_dag_case(seed: u64, totals: &mut Totals) {
         };
         refs[i] = Some(rt.spawn(node));
     }
-    let first: Vec<ActorRef<DagNode>> = refs[..widths[0]].iter().flatten().cloned().collect();
+    let first: Vec<(usize, ActorRef<DagNode>)> = refs[..widths[0]]
+        .iter()
+        .flatten()
+        .cloned()
+        .enumerate()
+        .collect();
     drop(refs);
-    std::thread::scope(|s| {
-        for _ in 0..feeders {
-            let mut frng = rng.fork();
-            let (first, case, peaks) = (&first, &case, &peaks);
-            let id = case.new_id();
-            s.spawn(move || {
-                let mut seq = 0;
-                for _ in 0..per_feeder {
-                    let i = frng.below(first.len());
-                    let msg = Hop {
-                        from: id,
-                        seq,
-                        hops: frng.range(1, max_burst) as u32,
-                    };
-                    match first[i].send_timeout(msg, common::LIMIT) {
-                        Ok(()) => seq += 1,
-                        Err(e) => panic!("seed {seed:#018x}: a feeder's send failed: {e:?}"),
+    match sched {
+        // Outside threads that honour pressure.
+        Sched::Parallel => std::thread::scope(|s| {
+            for _ in 0..feeders {
+                let mut frng = rng.fork();
+                let (first, case, peaks) = (&first, &case, &peaks);
+                let id = case.new_id();
+                s.spawn(move || {
+                    let mut seq = 0;
+                    for _ in 0..per_feeder {
+                        let (i, to) = &first[frng.below(first.len())];
+                        let msg = Hop {
+                            from: id,
+                            seq,
+                            hops: frng.range(1, max_burst) as u32,
+                        };
+                        match to.send_timeout(msg, common::LIMIT) {
+                            Ok(()) => seq += 1,
+                            Err(e) => panic!("seed {seed:#018x}: a feeder's send failed: {e:?}"),
+                        }
+                        peaks.see(*i, to.backlog());
                     }
-                    peaks.see(i, first[i].backlog());
-                }
-                case.push_log(Log {
-                    id,
-                    received: Vec::new(),
-                    sent: seq,
+                    case.push_log(Log {
+                        id,
+                        received: Vec::new(),
+                        sent: seq,
+                    });
                 });
-            });
+            }
+        }),
+        // Workers hold until `wait`, so a pressure-aware outside send could wait for ever:
+        // feed from actors instead, which muting holds back.
+        Sched::Deterministic(_) => {
+            for _ in 0..feeders {
+                let id = case.new_id();
+                let feeder = rt.spawn(DagFeeder {
+                    case: case.clone(),
+                    out: Outbox { id, seq: 0 },
+                    rng: rng.fork(),
+                    first: first.clone(),
+                    peaks: peaks.clone(),
+                    left: per_feeder,
+                    max_burst,
+                });
+                feeder
+                    .send(Hop {
+                        from: RELEASE_TICK,
+                        seq: 0,
+                        hops: 0,
+                    })
+                    .expect("fresh feeder");
+            }
         }
-    });
+    }
     drop(first);
     let report = wait(rt, &tag, common::LIMIT);
     verify(&tag, &case, &report, true, totals);
@@ -877,7 +1026,9 @@ fn random_dag_case(seed: u64, totals: &mut Totals) {
 fn random_dags_keep_every_mailbox_within_its_bound() {
     let mut totals = Totals::default();
     for seed in seeds(6) {
-        random_dag_case(seed, &mut totals);
+        for sched in schedules(seed) {
+            random_dag_case(seed, sched, &mut totals);
+        }
     }
     assert!(totals.messages > 0, "no traffic at all: {totals:?}");
 }
@@ -955,7 +1106,7 @@ enum FanIn {
     SmallWatermarks,
 }
 
-fn fan_in_case(seed: u64, mode: FanIn, totals: &mut Totals) {
+fn fan_in_case(seed: u64, sched: Sched, mode: FanIn, totals: &mut Totals) {
     let limit = common::LIMIT;
     let mut rng = Rng::new(seed);
     let threads = rng.pick(&[1, 2, 4]);
@@ -972,6 +1123,7 @@ fn fan_in_case(seed: u64, mode: FanIn, totals: &mut Totals) {
     };
     let tag = Tag {
         seed,
+        sched,
         desc: format!(
             "fan-in {mode:?}: threads {threads}, batch {batch}, sources {sources}, feeders \
              {feeders}x{per_feeder}, bursts 1..={max_burst}, sink work {work}"
@@ -980,7 +1132,7 @@ fn fan_in_case(seed: u64, mode: FanIn, totals: &mut Totals) {
     eprintln!("{tag}");
 
     let case = Case::new(0, 0);
-    let (rt, _auth) = build(threads, batch, watermarks, backpressure);
+    let (rt, _auth) = build(sched, threads, batch, watermarks, backpressure);
     let peak = Arc::new(AtomicUsize::new(0));
     let direct = AtomicU64::new(0);
     let sink = rt.spawn(Sink {
@@ -1009,7 +1161,7 @@ fn fan_in_case(seed: u64, mode: FanIn, totals: &mut Totals) {
             let mut frng = rng.fork();
             let (srcs, sink, case, direct) = (&srcs, &sink, &case, &direct);
             let id = case.new_id();
-            s.spawn(move || {
+            feeder(s, sched, move || {
                 let mut out = Outbox { id, seq: 0 };
                 for _ in 0..per_feeder {
                     if frng.chance(10) {
@@ -1047,7 +1199,9 @@ fn fan_in_case(seed: u64, mode: FanIn, totals: &mut Totals) {
 fn fan_in(salt: u64, mode: FanIn) -> Totals {
     let mut totals = Totals::default();
     for seed in seeds(salt) {
-        fan_in_case(seed, mode, &mut totals);
+        for sched in schedules(seed) {
+            fan_in_case(seed, sched, mode, &mut totals);
+        }
     }
     assert!(totals.messages > 0, "no traffic at all: {totals:?}");
     totals

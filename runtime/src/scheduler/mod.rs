@@ -42,9 +42,12 @@
 //! that pushes work fences (SeqCst) and then reads the sleeper count. One of the two always sees
 //! the other, so work is never left with every worker asleep.
 
+mod deterministic;
 mod worker;
 
 pub(crate) use worker::{on_worker_thread, Worker};
+
+use deterministic::Baton;
 
 use crate::cell::{Cell, Runnable, Task};
 use crate::metrics::{Counters, Metrics, WorkerMetrics, WorkerStats};
@@ -94,6 +97,8 @@ pub(crate) struct Shared {
     pub(crate) timers: Arc<Wheel>,
     /// Who is muted on whom, so that no mute closes a cycle (see [`crate::mute_graph`]).
     pub(crate) mute_graph: MuteGraph,
+    /// Deterministic mode only: who may run now (see [`deterministic`]).
+    baton: Option<Baton>,
 }
 
 impl Shared {
@@ -123,6 +128,7 @@ impl Shared {
             next_id: AtomicU64::new(1),
             timers,
             mute_graph: MuteGraph::new(),
+            baton: config.deterministic.map(|seed| Baton::new(n, seed)),
             config,
         }
     }
@@ -199,6 +205,11 @@ impl Shared {
 
     /// Wakes one sleeping worker, if any, after work was pushed where it could be stolen.
     pub(crate) fn notify_one(&self) {
+        if let Some(baton) = &self.baton {
+            // Nobody sleeps in deterministic mode; work from outside picks up a dropped baton.
+            baton.kick();
+            return;
+        }
         fence(SeqCst);
         if self.num_sleeping.load(SeqCst) == 0 {
             return;
@@ -290,6 +301,11 @@ impl Shared {
     /// Declares quiescence if the runtime is armed, every worker sleeps, no activation is
     /// outstanding and nothing keeps the runtime alive.
     pub(crate) fn try_quiesce(&self) {
+        if let Some(baton) = &self.baton {
+            // Deterministic mode: the baton holder checks at its next all-idle sweep.
+            baton.kick();
+            return;
+        }
         if !self.armed.load(SeqCst) || self.keepalive.load(SeqCst) != 0 {
             return;
         }
@@ -297,21 +313,54 @@ impl Shared {
         if sleepers.len() != self.threads() || self.state.load(SeqCst) != RUNNING {
             return;
         }
+        if self.nothing_left() {
+            self.state.store(QUIESCENT, SeqCst);
+            drop(sleepers);
+            self.finish_waiters();
+        }
+    }
+
+    /// Armed, no keep-alive, and no outstanding activation in the published counts. Only
+    /// meaningful while no worker runs a turn (all asleep, or all idle in deterministic mode).
+    fn nothing_left(&self) -> bool {
+        if !self.armed.load(SeqCst) || self.keepalive.load(SeqCst) != 0 {
+            return false;
+        }
         let outstanding: i64 = self
             .stats
             .iter()
             .map(|s| s.activations.load(SeqCst))
             .sum::<i64>()
             + self.external_activations.load(SeqCst);
-        if outstanding != 0 || self.keepalive.load(SeqCst) != 0 {
-            return;
+        outstanding == 0 && self.keepalive.load(SeqCst) == 0
+    }
+
+    /// Deterministic mode, called by the baton holder when every worker has just found nothing
+    /// to do (each published its count in that round): quiesce if nothing is left, else fire
+    /// the next timer, else put the baton down until work arrives from outside. Returns
+    /// whether the worker must exit.
+    fn all_idle(&self, baton: &Baton, me: usize) -> bool {
+        if self.state.load(SeqCst) != RUNNING {
+            return true;
         }
-        self.state.store(QUIESCENT, SeqCst);
-        drop(sleepers);
-        self.finish_waiters();
+        if self.nothing_left() {
+            self.state.store(QUIESCENT, SeqCst);
+            self.finish_waiters();
+            return true;
+        }
+        if self.timers.fire_next() {
+            baton.not_idle();
+            baton.pass(me);
+        } else {
+            baton.put_down(me);
+        }
+        false
     }
 
     fn finish_waiters(&self) {
+        if let Some(baton) = &self.baton {
+            baton.close();
+        }
         self.wake_all();
         let _guard = self.done_lock.lock();
         self.done.notify_all();
@@ -319,7 +368,10 @@ impl Shared {
 
     pub(crate) fn arm(&self) {
         self.armed.store(true, SeqCst);
-        self.try_quiesce();
+        match &self.baton {
+            Some(baton) => baton.start(),
+            None => self.try_quiesce(),
+        }
     }
 
     /// Blocks until the runtime is no longer running, or the deadline passes.

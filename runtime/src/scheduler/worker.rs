@@ -7,6 +7,7 @@
 //! worker on every message (tokio's LIFO slot does the same). The next slot yields to the queue
 //! after a few consecutive uses whenever other actors are waiting, so it cannot starve them.
 
+use super::deterministic::{AfterRound, Baton};
 use super::Shared;
 use crate::cell::{Header, Task};
 use crate::mailbox::LINGER_TOKEN;
@@ -122,6 +123,9 @@ impl Worker {
     /// The worker loop: run actors until the runtime stops.
     pub(crate) fn run(&self) {
         CURRENT.with(|c| c.set(self));
+        if let Some(baton) = &self.shared.baton {
+            self.run_deterministic(baton);
+        }
         // A relaxed load per turn: shutdown waits at most for the turn in progress.
         while self.shared.is_open() {
             if let Some(task) = self.find_task() {
@@ -138,6 +142,38 @@ impl Worker {
         drop(self.next.take());
         while self.local.pop().is_some() {}
         CURRENT.with(|c| c.set(ptr::null()));
+    }
+
+    /// The worker loop in deterministic mode (see [`super::deterministic`]): one round (a turn,
+    /// or one look for work) per hand of the baton.
+    fn run_deterministic(&self, baton: &Baton) {
+        while baton.acquire(self.index) {
+            let busy = match self.find_task() {
+                Some(task) => {
+                    task.run_turn(self);
+                    true
+                }
+                // Lingering actors hold activations: give them up before counting as idle.
+                None => self.stop_lingering(),
+            };
+            if !busy {
+                self.publish();
+            }
+            match baton.after_round(self.index, busy) {
+                AfterRound::Pass => baton.pass(self.index),
+                AfterRound::FireTimer => {
+                    if self.shared.timers.fire_next() {
+                        baton.not_idle();
+                    }
+                    baton.pass(self.index);
+                }
+                AfterRound::AllIdle => {
+                    if self.shared.all_idle(baton, self.index) {
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     fn find_task(&self) -> Option<Task> {
