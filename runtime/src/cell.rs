@@ -118,8 +118,11 @@ impl Header {
     #[inline]
     pub(crate) fn watermarks(&self, word: u64) -> (usize, usize) {
         let config = &self.shared.config;
-        self.muting
-            .watermarks(word, (config.low_watermark, config.high_watermark))
+        let defaults = (config.low_watermark, config.high_watermark);
+        if word & mute::OWN_WATERMARKS == 0 {
+            return defaults;
+        }
+        self.muting.watermarks(word, defaults)
     }
 
     /// Gives this actor its own watermarks. Validated by the caller (`low < high <= u32::MAX`).

@@ -22,7 +22,9 @@
 
 use clap::Parser;
 use rein::{Actor, ActorRef, Context, Recipient};
-use rein_examples::{check_clean, check_eq, fail, human, peak_rss_kib, RuntimeArgs};
+use rein_examples::{
+    check_clean, check_eq, fail, human, peak_rss_kib, report_runtime, RuntimeArgs,
+};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
@@ -231,10 +233,7 @@ fn main() {
         "peak RSS:        {:.1} MiB",
         peak_rss_kib().unwrap_or(0) as f64 / 1024.0
     );
-    println!(
-        "mutes / unmutes: {} / {}",
-        report.metrics.mutes, report.metrics.unmutes
-    );
+    report_runtime(&report);
     if backpressure {
         if worst_ratio > 1.0 {
             fail(format_args!(
