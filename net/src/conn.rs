@@ -14,8 +14,11 @@ use crate::connection::TcpConnection;
 use crate::framing::{Framer, Framing};
 use crate::{CloseReason, ConnRef, ConnectionHandler};
 use bytes::Bytes;
-use rein::{Actor, ActorDown, ActorId, ActorRef, Context, Recipient, RuntimeHandle, Timer};
+use rein::{
+    Actor, ActorDown, ActorId, ActorRef, Context, Recipient, ReplyTo, RuntimeHandle, Timer,
+};
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -306,6 +309,25 @@ impl<H: ConnectionHandler> Conn<'_, '_, H> {
         self.ctx.spawn(actor)
     }
 
+    /// A [`ReplyTo`] for asking another actor: its answer arrives at
+    /// [`message`](crate::ConnectionHandler::message) as `wrap(answer)`. Typically `wrap` is a
+    /// variant of the handler's message enum (`conn.reply_to(Msg::Found)`).
+    ///
+    /// The answer is carried by a small one-shot actor (spawned here, gone once it has
+    /// delivered, or once the `ReplyTo` is dropped unanswered), because the connection's own
+    /// address only takes the handler's whole message type.
+    pub fn reply_to<R: Send + 'static>(
+        &self,
+        wrap: impl FnOnce(R) -> H::Msg + Send + 'static,
+    ) -> ReplyTo<R> {
+        let relay = self.ctx.spawn(Relay {
+            to: self.myself(),
+            wrap: Some(wrap),
+            answer: PhantomData,
+        });
+        ReplyTo::to(relay.recipient())
+    }
+
     /// Asks to be told, with an [`ActorDown`] delivered to
     /// [`message`](crate::ConnectionHandler::message), when `target` stops (see
     /// [`Context::monitor`]).
@@ -314,5 +336,27 @@ impl<H: ConnectionHandler> Conn<'_, '_, H> {
         H::Msg: From<ActorDown>,
     {
         self.ctx.monitor(target);
+    }
+}
+
+/// Carries one answer to a connection as its handler's message (see [`Conn::reply_to`]).
+struct Relay<R, M, F> {
+    to: ConnRef<M>,
+    wrap: Option<F>,
+    answer: PhantomData<fn(R)>,
+}
+
+impl<R, M, F> Actor for Relay<R, M, F>
+where
+    R: Send + 'static,
+    M: Send + 'static,
+    F: FnOnce(R) -> M + Send + 'static,
+{
+    type Msg = R;
+    fn handle(&mut self, ctx: &mut Context<Self>, answer: R) {
+        if let Some(wrap) = self.wrap.take() {
+            let _ = self.to.send(wrap(answer));
+        }
+        ctx.stop();
     }
 }
