@@ -145,7 +145,8 @@ impl<M: Send + 'static> ConnRef<M> {
 
     /// Queues `bytes` for writing, whatever the write queue holds: backpressure, not a
     /// refusal, holds writers back (see above). Hands them back if the connection has ended.
-    /// Bytes written before the connection is open go out once it is.
+    /// Bytes written before the connection is open go out once it is; bytes that arrive after
+    /// a close was asked for are dropped (the close flushes what was queued before it).
     pub fn write(&self, bytes: impl Into<Bytes>) -> Result<(), SendError<Bytes>> {
         self.writer.send(bytes.into())
     }
