@@ -130,11 +130,6 @@ impl Backpressure {
     }
 }
 
-/// The code in `docs/guide.md`, compiled and run as doctests so the guide stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/guide.md")]
-pub struct GuideDoctests;
-
 /// The code in `README.md`, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -1,14 +1,26 @@
-//! [`Conn`]: what a connection handler sees of its connection.
+//! [`Conn`]: what a connection handler sees of its connection and of the actor it runs in.
 //!
-//! Kept apart from the actor so the handler can be given `&mut Conn` while the actor keeps the
-//! socket: the handler only queues bytes and records requests (mute, framing, close); the actor
-//! does every system call after the callback returns. That keeps all I/O, throttling and
-//! backpressure decisions in one place and makes the handler impossible to re-enter.
+//! Why a view rather than the actor itself: the handler can queue bytes, record requests
+//! (mute, framing, close) and act as an actor (timers, spawning, monitoring, its own address),
+//! but every system call happens in the connection after the callback returns. That keeps all
+//! I/O, throttling and backpressure decisions in one place and makes the handler impossible
+//! to re-enter. The part of the connection a handler may change is [`Core`]; the rest of the
+//! actor is out of its reach.
 
-use std::collections::VecDeque;
+use crate::connection::msg::{ConnMsg, Msg};
+use crate::connection::state::{CloseRequest, Mute, Stage};
+use crate::connection::write_queue::WriteQueue;
+use crate::connection::TcpConnection;
+use crate::framing::{Framer, Framing};
+use crate::{CloseReason, ConnRef, ConnectionHandler};
+use bytes::Bytes;
+use rein::{
+    Actor, ActorDown, ActorId, ActorRef, Context, Recipient, ReplyTo, RuntimeHandle, Timer,
+};
 use std::fmt;
-use std::io::{self, IoSlice, Write};
+use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Identifies one [`Conn::send`]; handed back to [`sent`](crate::ConnectionHandler::sent) once
 /// all its bytes were handed to the operating system.
@@ -26,17 +38,17 @@ impl SendToken {
 #[derive(PartialEq, Eq)]
 pub enum SendError {
     /// The connection is not (or no longer) open for writing.
-    NotConnected(Vec<u8>),
+    NotConnected(Bytes),
     /// The write queue is at or above its high watermark; wait for
     /// [`unthrottled`](crate::ConnectionHandler::unthrottled). Refused during
     /// [`received`](crate::ConnectionHandler::received), it also holds delivery until then (see
     /// [`Conn::send`]).
-    NotWriteable(Vec<u8>),
+    NotWriteable(Bytes),
 }
 
 impl SendError {
     /// The refused bytes.
-    pub fn into_inner(self) -> Vec<u8> {
+    pub fn into_inner(self) -> Bytes {
         match self {
             SendError::NotConnected(b) | SendError::NotWriteable(b) => b,
         }
@@ -65,55 +77,6 @@ impl fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
-/// What a [`received`](crate::ConnectionHandler::received) callback wants next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// Keep delivering data in this turn (up to the per-turn read budget).
-    Continue,
-    /// End this turn now and let other actors run; reading resumes in a later turn.
-    Yield,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Connecting,
-    Connected,
-    /// `close()` was asked: no more reads delivered, the queue drains, then shutdown.
-    Closing,
-    Closed,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CloseKind {
-    Graceful,
-    Hard,
-}
-
-/// The connection as its handler sees it: queue bytes, read flow control, framing, closing.
-pub struct Conn {
-    pub(crate) phase: Phase,
-    queue: VecDeque<(Vec<u8>, SendToken)>,
-    /// Bytes of the front chunk already written.
-    offset: usize,
-    queued: usize,
-    high: usize,
-    pub(crate) low: usize,
-    next_token: u64,
-    /// Tokens whose bytes are all written, not yet reported.
-    pub(crate) written: Vec<SendToken>,
-    pub(crate) muted: bool,
-    pub(crate) unmuted: bool,
-    /// Set by a [`SendError::NotWriteable`] refusal; the connection clears it before each
-    /// `received` and looks at it after, to hold delivery (see [`Conn::send`]).
-    pub(crate) refused: bool,
-    pub(crate) expect: usize,
-    pub(crate) close: Option<CloseKind>,
-    pub(crate) peer: Option<SocketAddr>,
-    pub(crate) local: Option<SocketAddr>,
-    pub(crate) writer: Option<rein::Recipient<Vec<u8>>>,
-    pub(crate) socket: Option<SocketOptions>,
-}
-
 /// The socket options a connection ended up with, read back from the kernel after applying
 /// [`ConnectionOptions`](crate::ConnectionOptions) (the kernel may round or double buffer
 /// sizes). `None` for a reading the platform does not give.
@@ -129,42 +92,68 @@ pub struct SocketOptions {
     pub recv_buffer_size: Option<usize>,
 }
 
-impl fmt::Debug for Conn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Conn")
-            .field("phase", &self.phase)
-            .field("peer", &self.peer)
-            .field("queued", &self.queued)
-            .finish_non_exhaustive()
-    }
+/// The part of a connection its handler may change: the write queue, read muting, framing,
+/// close requests; and what it may read (addresses, options).
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) stage: Stage,
+    pub(crate) request: CloseRequest,
+    pub(crate) writes: WriteQueue,
+    pub(crate) framer: Framer,
+    pub(crate) mute: Mute,
+    /// What a close asked for during the current callback means, if not a plain local close
+    /// (`timed_out` closing is [`CloseReason::TimedOut`]).
+    pub(crate) cause: Option<CloseReason>,
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) local: Option<SocketAddr>,
+    pub(crate) socket: Option<SocketOptions>,
 }
 
-impl Conn {
+impl Core {
     pub(crate) fn new(high: usize, low: usize) -> Self {
-        Conn {
-            phase: Phase::Connecting,
-            queue: VecDeque::new(),
-            offset: 0,
-            queued: 0,
-            high,
-            low,
-            next_token: 0,
-            written: Vec::new(),
-            muted: false,
-            unmuted: false,
-            refused: false,
-            expect: 0,
-            close: None,
+        Core {
+            stage: Stage::Connecting,
+            request: CloseRequest::None,
+            writes: WriteQueue::new(high, low),
+            framer: Framer::new(),
+            mute: Mute::Off,
+            cause: None,
             peer: None,
             local: None,
-            writer: None,
             socket: None,
         }
     }
 
-    /// Queues `bytes` for writing. Refused, with the bytes handed back, unless the connection is
-    /// open and [writeable](Conn::is_writeable). A send that is accepted may take the queue past
-    /// the high watermark; the connection then throttles.
+    /// Open for writing: connected, and no close asked for.
+    pub(crate) fn is_open(&self) -> bool {
+        self.stage == Stage::Open && self.request.is_none()
+    }
+}
+
+/// The connection as its handler sees it: queue bytes, read flow control, framing, closing;
+/// and the connection actor's powers: its own address, timers, spawning, monitoring.
+///
+/// Handlers name it `Conn<Self>` (the two lifetimes are elided).
+pub struct Conn<'a, 'c, H: ConnectionHandler> {
+    pub(crate) core: &'a mut Core,
+    pub(crate) ctx: &'a mut Context<'c, TcpConnection<H>>,
+}
+
+impl<H: ConnectionHandler> fmt::Debug for Conn<'_, '_, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("stage", &self.core.stage)
+            .field("peer", &self.core.peer)
+            .field("queued", &self.core.writes.queued())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: ConnectionHandler> Conn<'_, '_, H> {
+    /// Queues bytes for writing: a `Bytes`, `Vec<u8>`, `&'static [u8]`, `&'static str` or
+    /// `String`, none of them copied. Refused, with the bytes handed back, unless the
+    /// connection is open and [writeable](Conn::is_writeable). A send that is accepted may take
+    /// the queue past the high watermark; the connection then throttles.
     ///
     /// A refusal as [`SendError::NotWriteable`] during
     /// [`received`](crate::ConnectionHandler::received) **holds delivery**: `received` is not
@@ -173,220 +162,201 @@ impl Conn {
     /// arrived meanwhile stay buffered, and the connection stops reading the socket, so TCP slows
     /// the peer down. A handler can therefore keep the refused bytes in one slot and send them
     /// from `unthrottled`: nothing new arrives to push them out. Refusals in other callbacks
-    /// (`connected`, `sent`, `unthrottled`, ...) do not hold delivery: a client that pumps its
-    /// own data while the peer answers must go on reading the answers, or both ends could end
-    /// up waiting for each other.
-    pub fn send(&mut self, bytes: Vec<u8>) -> Result<SendToken, SendError> {
-        if self.phase != Phase::Connected || self.close.is_some() {
+    /// (`connected`, `sent`, `unthrottled`, `message`, ...) do not hold delivery: a client that
+    /// pumps its own data while the peer answers must go on reading the answers, or both ends
+    /// could end up waiting for each other.
+    pub fn send(&mut self, bytes: impl Into<Bytes>) -> Result<SendToken, SendError> {
+        let bytes = bytes.into();
+        if !self.core.is_open() {
             return Err(SendError::NotConnected(bytes));
         }
-        if !self.is_writeable() {
-            self.refused = true;
-            return Err(SendError::NotWriteable(bytes));
-        }
-        Ok(self.push(bytes))
-    }
-
-    /// Queues without the watermark check (for `Write` messages from other actors, which the
-    /// runtime already holds back through backpressure).
-    pub(crate) fn push(&mut self, bytes: Vec<u8>) -> SendToken {
-        let token = SendToken(self.next_token);
-        self.next_token += 1;
-        if bytes.is_empty() {
-            self.written.push(token);
-        } else {
-            self.queued += bytes.len();
-            self.queue.push_back((bytes, token));
-        }
-        token
+        self.core
+            .writes
+            .offer(bytes)
+            .map_err(SendError::NotWriteable)
     }
 
     /// Whether [`send`](Conn::send) would accept bytes now: open and the write queue below the
     /// high watermark.
     pub fn is_writeable(&self) -> bool {
-        self.phase == Phase::Connected && self.close.is_none() && self.queued < self.high
+        self.core.is_open() && self.core.writes.is_writeable()
     }
 
     /// Bytes queued and not yet handed to the operating system.
     pub fn queued(&self) -> usize {
-        self.queued
+        self.core.writes.queued()
     }
 
     /// Stops reading from the socket (the kernel buffer fills and TCP slows the peer down) and
     /// delivering what was already read, until [`unmute`](Conn::unmute).
     pub fn mute(&mut self) {
-        self.muted = true;
+        self.core.mute = Mute::On;
     }
 
     /// Resumes reading after [`mute`](Conn::mute).
     pub fn unmute(&mut self) {
-        if self.muted {
-            self.muted = false;
-            self.unmuted = true;
+        if self.core.mute == Mute::On {
+            self.core.mute = Mute::Lifted;
         }
     }
 
     /// Whether reading is muted.
     pub fn is_muted(&self) -> bool {
-        self.muted
+        self.core.mute == Mute::On
     }
 
-    /// Framing: from now on each [`received`](crate::ConnectionHandler::received) gets exactly
-    /// `n` bytes (`0`, the default: whatever arrived). Call it again from `received` to change
-    /// the size of the next frame. A frame costs O(`n`) time and memory however much was read at
-    /// once: its `Vec` holds just its bytes.
+    /// Fixed-size framing: from now on each [`received`](crate::ConnectionHandler::received)
+    /// gets exactly `n` bytes (`0`: whatever arrived, the default). Short for
+    /// `set_framing(Framing::Exact(n))`; call it again from `received` to change the size of
+    /// the next frame. A frame costs O(1) however much was read at once: it is a view of the
+    /// read buffer, not a copy.
     pub fn expect(&mut self, n: usize) {
-        self.expect = n;
+        self.core.framer.set(Framing::Exact(n));
+    }
+
+    /// Sets how input is cut into frames (see [`Framing`]); the next frame is cut the new way.
+    pub fn set_framing(&mut self, framing: Framing) {
+        self.core.framer.set(framing);
+    }
+
+    /// The framing in force.
+    pub fn framing(&self) -> Framing {
+        self.core.framer.framing()
     }
 
     /// Closes gracefully: no more data is delivered, queued bytes are flushed, then the write
     /// side is shut down and the connection ends once the peer closes too. If that takes longer
     /// than `close_linger` (a peer that stopped reading), the connection is reset.
     pub fn close(&mut self) {
-        if self.close.is_none() {
-            self.close = Some(CloseKind::Graceful);
-        }
+        let reason = self.core.cause.clone().unwrap_or(CloseReason::Closed);
+        self.core.request.graceful(reason);
     }
 
-    /// Closes at once: queued bytes are dropped and the peer sees a reset.
-    pub fn hard_close(&mut self) {
-        self.close = Some(CloseKind::Hard);
+    /// Closes at once: queued bytes are dropped and the peer sees a reset. A connect in flight
+    /// is abandoned.
+    pub fn abort(&mut self) {
+        self.core.request.abort(CloseReason::Aborted);
     }
 
     /// The peer's address, once connected.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer
+        self.core.peer
     }
 
     /// The local address, once connected.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local
+        self.core.local
     }
 
     /// The socket options in force, once connected (see [`SocketOptions`]).
     pub fn socket_options(&self) -> Option<SocketOptions> {
-        self.socket
+        self.core.socket
     }
 
-    /// An address other actors can send bytes to; each `Vec<u8>` is queued for writing. Their
-    /// sends are held back by rein's backpressure while this connection is throttled.
-    pub fn writer(&self) -> Option<rein::Recipient<Vec<u8>>> {
-        self.writer.clone()
+    /// This connection's address, to hand to other actors (a hub that may write to it, kick
+    /// it or send it the handler's own messages).
+    pub fn myself(&self) -> ConnRef<H::Msg> {
+        let me = self.ctx.myself();
+        ConnRef::new(me.recipient(), me.recipient())
     }
 
-    pub(crate) fn over_high(&self) -> bool {
-        self.queued >= self.high
+    /// An address other actors can send bytes to; each is queued for writing. Their sends are
+    /// held back by rein's backpressure while this connection is throttled.
+    pub fn writer(&self) -> Recipient<Bytes> {
+        self.ctx.myself().recipient()
     }
 
-    pub(crate) fn has_queued(&self) -> bool {
-        !self.queue.is_empty()
+    /// The connection actor's identity.
+    pub fn id(&self) -> ActorId {
+        self.ctx.id()
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.queue.clear();
-        self.queued = 0;
-        self.offset = 0;
+    /// Messages waiting in the connection actor's mailbox (the one being handled included):
+    /// writes, closes and the handler's own messages from other actors, readiness edges.
+    pub fn backlog(&self) -> usize {
+        self.ctx.backlog()
     }
 
-    /// Writes as much as the socket takes with vectored writes. Returns whether it blocked
-    /// (`WouldBlock`: wait for a writable edge) and how many bytes went out.
-    pub(crate) fn flush(&mut self, out: &mut impl Write) -> io::Result<(bool, usize)> {
-        let mut total = 0;
-        while !self.queue.is_empty() {
-            let n = {
-                let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(self.queue.len().min(64));
-                for (i, (chunk, _)) in self.queue.iter().take(64).enumerate() {
-                    let start = if i == 0 { self.offset } else { 0 };
-                    slices.push(IoSlice::new(&chunk[start..]));
-                }
-                match out.write_vectored(&slices) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((true, total)),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-            total += n;
-            self.queued -= n;
-            let mut left = n;
-            while left > 0 {
-                let front_len = self.queue[0].0.len() - self.offset;
-                if left >= front_len {
-                    left -= front_len;
-                    self.offset = 0;
-                    let (_, token) = self.queue.pop_front().expect("non-empty");
-                    self.written.push(token);
-                } else {
-                    self.offset += left;
-                    left = 0;
-                }
-            }
-        }
-        Ok((false, total))
+    /// A handle on the runtime the connection runs on.
+    pub fn runtime(&self) -> RuntimeHandle {
+        self.ctx.runtime()
+    }
+
+    /// Delivers `msg` to [`message`](crate::ConnectionHandler::message) after `delay`. Like
+    /// [`Context::after`], the timer does not keep the runtime alive, and it ends with the
+    /// connection.
+    pub fn after(&self, delay: Duration, msg: H::Msg) -> Timer {
+        self.ctx.after(delay, ConnMsg(Msg::User(msg)))
+    }
+
+    /// Like [`after`](Conn::after), but the runtime does not end before the timer fires or is
+    /// cancelled.
+    pub fn after_keeping_alive(&self, delay: Duration, msg: H::Msg) -> Timer {
+        self.ctx.after_keeping_alive(delay, ConnMsg(Msg::User(msg)))
+    }
+
+    /// Delivers a clone of `msg` to [`message`](crate::ConnectionHandler::message) every
+    /// `period` until cancelled or the connection ends (see [`Context::every`]).
+    pub fn every(&self, period: Duration, msg: H::Msg) -> Timer
+    where
+        H::Msg: Clone,
+    {
+        self.ctx.every(period, ConnMsg(Msg::User(msg)))
+    }
+
+    /// Spawns an actor on this runtime (see [`Context::spawn`]).
+    pub fn spawn<B: Actor>(&self, actor: B) -> ActorRef<B> {
+        self.ctx.spawn(actor)
+    }
+
+    /// A [`ReplyTo`] for asking another actor: its answer arrives at
+    /// [`message`](crate::ConnectionHandler::message) as `wrap(answer)`. Typically `wrap` is a
+    /// variant of the handler's message enum (`conn.reply_to(Msg::Found)`).
+    ///
+    /// The answer is carried by a small one-shot actor (spawned here, gone once it has
+    /// delivered, or once the `ReplyTo` is dropped unanswered), because the connection's own
+    /// address only takes the handler's whole message type.
+    pub fn reply_to<R: Send + 'static>(
+        &self,
+        wrap: impl FnOnce(R) -> H::Msg + Send + 'static,
+    ) -> ReplyTo<R> {
+        let relay = self.ctx.spawn(Relay {
+            to: self.myself(),
+            wrap: Some(wrap),
+            answer: PhantomData,
+        });
+        ReplyTo::to(relay.recipient())
+    }
+
+    /// Asks to be told, with an [`ActorDown`] delivered to
+    /// [`message`](crate::ConnectionHandler::message), when `target` stops (see
+    /// [`Context::monitor`]).
+    pub fn monitor<B: Actor>(&self, target: &ActorRef<B>)
+    where
+        H::Msg: From<ActorDown>,
+    {
+        self.ctx.monitor(target);
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Carries one answer to a connection as its handler's message (see [`Conn::reply_to`]).
+struct Relay<R, M, F> {
+    to: ConnRef<M>,
+    wrap: Option<F>,
+    answer: PhantomData<fn(R)>,
+}
 
-    /// A writer that takes at most `cap` bytes per call, then blocks after `limit` in total.
-    struct Trickle {
-        got: Vec<u8>,
-        cap: usize,
-        limit: usize,
-    }
-
-    impl Write for Trickle {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            let room = self.limit - self.got.len();
-            if room == 0 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            let n = buf.len().min(self.cap).min(room);
-            self.got.extend_from_slice(&buf[..n]);
-            Ok(n)
+impl<R, M, F> Actor for Relay<R, M, F>
+where
+    R: Send + 'static,
+    M: Send + 'static,
+    F: FnOnce(R) -> M + Send + 'static,
+{
+    type Msg = R;
+    fn handle(&mut self, ctx: &mut Context<Self>, answer: R) {
+        if let Some(wrap) = self.wrap.take() {
+            let _ = self.to.send(wrap(answer));
         }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn flush_keeps_order_and_reports_tokens() {
-        let mut conn = Conn::new(10, 5);
-        conn.phase = Phase::Connected;
-        let a = conn.send(b"hello".to_vec()).unwrap();
-        let b = conn.send(b"world!".to_vec()).unwrap();
-        assert!(
-            !conn.is_writeable(),
-            "11 bytes is above the high watermark of 10"
-        );
-        assert!(!conn.refused, "an accepted send is no refusal");
-        assert!(matches!(
-            conn.send(b"x".to_vec()),
-            Err(SendError::NotWriteable(v)) if v == b"x"
-        ));
-        assert!(conn.refused, "the connection hears of the refusal");
-        let mut out = Trickle {
-            got: Vec::new(),
-            cap: 3,
-            limit: 7,
-        };
-        assert_eq!(conn.flush(&mut out).unwrap(), (true, 7));
-        assert_eq!(conn.written, vec![a]);
-        assert_eq!(conn.queued(), 4);
-        out.limit = 100;
-        assert_eq!(conn.flush(&mut out).unwrap(), (false, 4));
-        assert_eq!(out.got, b"helloworld!");
-        assert_eq!(conn.written, vec![a, b]);
-    }
-
-    #[test]
-    fn not_connected_hands_bytes_back() {
-        let mut conn = Conn::new(10, 5);
-        assert_eq!(conn.send(vec![1, 2]).unwrap_err().into_inner(), vec![1, 2]);
-        assert!(!conn.refused, "only NotWriteable holds delivery");
+        ctx.stop();
     }
 }

@@ -5,20 +5,40 @@
 //! [`TcpConnection`] actor per stream; your code lives in a [`ConnectionHandler`] (and a
 //! [`ListenNotify`] for listeners) whose callbacks run inside those actors.
 //!
+//! ## A connection is an actor you write
+//! A handler's callbacks get a [`Conn`]: the connection (send, mute, framing, close) and the
+//! actor around it (its own address [`Conn::myself`], timers [`Conn::after`] and
+//! [`Conn::every`], [`Conn::spawn`], [`Conn::monitor`]). A handler declares its own message
+//! type ([`ConnectionHandler::Msg`]) and receives those messages in
+//! [`message`](ConnectionHandler::message), beside the socket's events. Every connection,
+//! accepted or outgoing, has an address, a [`ConnRef`], through which other actors send it
+//! those messages, write to it, close or abort it; a listener hands each accepted one's to
+//! [`ListenNotify::accepted`]. When it ends, the handler hears why
+//! ([`closed`](ConnectionHandler::closed) with a [`CloseReason`]), and so does its listener
+//! ([`ListenNotify::ended`] with a [`ConnectionEnded`]).
+//!
+//! ## Buffers
+//! Data arrives as [`Bytes`]: views of the read buffer, not copies, so framing costs O(1) per
+//! frame and an echo sends back the very buffer it received. The read buffer starts at 8 KiB,
+//! grows while reads fill it (up to `read_per_turn`), and is given back whenever a read turn
+//! leaves nothing undelivered: an idle connection holds no read buffer. Sends take anything
+//! that converts into `Bytes` (`Vec<u8>`, `&'static [u8]`, `String`, ...) without copying, and
+//! go out with vectored writes. [`Framing`] cuts input into fixed-size frames, lines or
+//! delimited frames, or length-prefixed frames, each with a maximum: over-long input is a
+//! [`FrameError`] for the handler, never unbounded buffering.
+//!
 //! ## Backpressure, end to end
 //! * **Writing.** [`Conn::send`] queues bytes. Past the high watermark (64 KiB by default) the
 //!   connection is not writeable: `send` hands the bytes back, the handler hears
 //!   [`throttled`](ConnectionHandler::throttled), and the connection applies rein backpressure
-//!   on itself, so actors writing to it ([`ConnMsg::Write`], [`Conn::writer`]) are muted. Once
-//!   the queue drains to the low watermark it hears `unthrottled` and the writers resume.
+//!   on itself, so actors writing to it ([`ConnRef::write`], [`ConnRef::writer`]) are muted.
+//!   Once the queue drains to the low watermark it hears `unthrottled` and the writers resume.
 //! * **Forwarding.** A send refused inside [`received`](ConnectionHandler::received) holds
 //!   delivery: no more `received` until `unthrottled` has been delivered, and no reading from
 //!   the socket meanwhile. A handler keeps the refused bytes and sends them from
 //!   `unthrottled`; nothing arrives in between to overwrite them (see [`Conn::send`]).
 //! * **Reading.** [`Conn::mute`] stops reading; the kernel buffer fills and TCP slows the peer.
 //!   A turn reads at most `read_per_turn` bytes, so one busy socket cannot hog a worker.
-//!   Framing ([`Conn::expect`]) costs each frame its own size: a frame is copied out of the
-//!   read buffer on its own, never the rest of the buffer, and owns only its bytes.
 //! * Readiness comes from a thread outside the runtime, and such sends are never muted: a
 //!   throttled connection always hears that its socket drained.
 //!
@@ -30,14 +50,18 @@
 //! Opening sockets needs a [`TcpListenAuth`] or [`TcpConnectAuth`], derived from the
 //! [`rein::AmbientAuth`] the program's entry point receives from `Builder::build_with_auth`.
 //!
+//! The guide (`docs/guide.md`, "TCP") walks through a server, a client, throttling and the
+//! pressure story. An echo server:
+//!
 //! ```no_run
 //! use rein_net::*;
 //!
 //! struct Echo {
-//!     pending: Option<Vec<u8>>,
+//!     pending: Option<Bytes>,
 //! }
 //! impl ConnectionHandler for Echo {
-//!     fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+//!     type Msg = ();
+//!     fn received(&mut self, conn: &mut Conn<Self>, data: Bytes) -> Flow {
 //!         if let Err(refused) = conn.send(data) {
 //!             // Not writeable: no more `received` (and no reading) until `unthrottled`, so
 //!             // this slot cannot be overwritten. Keep the bytes until then.
@@ -45,7 +69,7 @@
 //!         }
 //!         Flow::Continue
 //!     }
-//!     fn unthrottled(&mut self, conn: &mut Conn) {
+//!     fn unthrottled(&mut self, conn: &mut Conn<Self>) {
 //!         if let Some(data) = self.pending.take() {
 //!             // Below the low watermark now: accepted (unless the connection is closing).
 //!             let _ = conn.send(data);
@@ -73,16 +97,27 @@
 mod auth;
 mod conn;
 mod connection;
-mod frame;
+mod framing;
+mod handler;
 mod io_thread;
 mod listener;
 mod resolve;
 
 pub use auth::{TcpConnectAuth, TcpListenAuth};
-pub use conn::{Conn, Flow, SendError, SendToken, SocketOptions};
-pub use connection::{
-    ConnMsg, ConnectError, ConnectionEnded, ConnectionHandler, ConnectionOptions, TcpConnection,
+pub use bytes::{Bytes, BytesMut};
+pub use conn::{Conn, SendError, SendToken, SocketOptions};
+pub use connection::msg::{ConnMsg, ConnRef};
+pub use connection::options::ConnectionOptions;
+pub use connection::TcpConnection;
+pub use framing::{FrameError, Framing, Prefix};
+pub use handler::{CloseReason, ConnectError, ConnectionEnded, ConnectionHandler, Flow};
+pub use io_thread::{Interest, Reactor, Readiness, Registered};
+pub use listener::{
+    BindError, HandlerMsg, ListenNotify, ListenOptions, ListenerMsg, ListenerRef, TcpListener,
 };
-pub use io_thread::{Reactor, Readiness, Registered};
-pub use listener::{BindError, ListenNotify, ListenOptions, ListenerMsg, TcpListener};
-pub use mio::Interest;
+
+/// The code in `docs/guide.md`, compiled and run as doctests so the guide stays true. It lives
+/// here because this crate depends on every other crate the guide uses.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide.md")]
+pub struct GuideDoctests;

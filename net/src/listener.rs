@@ -4,16 +4,22 @@
 //! into unbounded memory. At `max_connections` the listener stops accepting (peers wait in the
 //! kernel backlog, then are refused by it) and resumes as soon as one of its connections ends,
 //! which each connection reports with a [`ConnectionEnded`] message.
+//!
+//! Its message type is opaque for the same reason a connection's is: readiness edges, "accept
+//! again" and "a connection ended" are the listener's own business. Others hold a
+//! [`ListenerRef`], which can only close it.
 
-use crate::connection::{ConnectionEnded, ConnectionHandler, ConnectionOptions, TcpConnection};
-use crate::io_thread::{Reactor, Readiness, Registered};
-use crate::TcpListenAuth;
-use mio::Interest;
-use rein::{Actor, ActorRef, Context};
+use crate::connection::{EndNotice, TcpConnection};
+use crate::io_thread::{Owner, Reactor, Readiness, Registered};
+use crate::{
+    ConnRef, ConnectionEnded, ConnectionHandler, ConnectionOptions, Interest, TcpListenAuth,
+};
+use rein::{Actor, ActorId, Context, Recipient};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Callbacks for a listener. Every method runs inside the listener actor's behaviour.
@@ -26,9 +32,19 @@ pub trait ListenNotify: Send + 'static {
     fn not_listening(&mut self, _err: BindError) {}
     /// A peer connected: return the handler for its connection.
     fn connected(&mut self, peer: SocketAddr) -> Self::Handler;
+    /// The connection for `peer` (whose handler [`connected`](ListenNotify::connected) just
+    /// returned) is spawned: here is its address, to hand to whoever should control it (a hub
+    /// that writes to its clients, kicks them, or sends their handlers messages).
+    fn accepted(&mut self, _peer: SocketAddr, _conn: ConnRef<HandlerMsg<Self>>) {}
+    /// One of this listener's connections ended, and why. Not called once the listener itself
+    /// has stopped.
+    fn ended(&mut self, _ended: ConnectionEnded) {}
     /// The listener stopped listening (connections already accepted go on).
     fn closed(&mut self) {}
 }
+
+/// The message type of a listener's connection handlers.
+pub type HandlerMsg<N> = <<N as ListenNotify>::Handler as ConnectionHandler>::Msg;
 
 /// Why a listener could not bind.
 #[derive(Debug)]
@@ -94,28 +110,57 @@ impl Default for ListenOptions {
     }
 }
 
-/// Messages a [`TcpListener`] handles.
-pub enum ListenerMsg {
+/// The message type of a listener actor. Opaque: close a listener through its
+/// [`ListenerRef`].
+pub struct ListenerMsg(Msg);
+
+enum Msg {
     /// Readiness from the I/O thread.
-    Ready(Readiness),
+    Ready,
     /// Stop listening (accepted connections go on).
     Close,
     /// One of its connections ended.
     Ended(ConnectionEnded),
-    /// Internal: accept more after yielding.
-    #[doc(hidden)]
+    /// Accept more after yielding (or after an error, on a timer).
     AcceptAgain,
 }
 
-impl From<Readiness> for ListenerMsg {
-    fn from(r: Readiness) -> Self {
-        ListenerMsg::Ready(r)
+impl fmt::Debug for ListenerMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Msg::Close => "ListenerMsg(close)",
+            _ => "ListenerMsg(internal)",
+        })
     }
 }
 
-impl From<ConnectionEnded> for ListenerMsg {
-    fn from(e: ConnectionEnded) -> Self {
-        ListenerMsg::Ended(e)
+/// The address of a listener: close it from anywhere. Cheap to clone.
+#[derive(Clone)]
+pub struct ListenerRef {
+    to: Recipient<ListenerMsg>,
+}
+
+impl ListenerRef {
+    /// Stops listening; connections already accepted go on. Returns `false` if the listener had
+    /// already stopped.
+    pub fn close(&self) -> bool {
+        self.to.send(ListenerMsg(Msg::Close)).is_ok()
+    }
+
+    /// The listener actor's identity.
+    pub fn id(&self) -> ActorId {
+        self.to.id()
+    }
+
+    /// Whether the listener has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.to.is_stopped()
+    }
+}
+
+impl fmt::Debug for ListenerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ListenerRef({})", self.to.id())
     }
 }
 
@@ -128,21 +173,35 @@ pub struct TcpListener<N: ListenNotify> {
     opts: ListenOptions,
     socket: Option<Registered<mio::net::TcpListener>>,
     live: usize,
-    paused: bool,
-    accept_pending: bool,
+    accepting: Accepting,
+    again: Again,
+}
+
+/// Whether the listener accepts, or waits for a connection to end (at `max_connections`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepting {
+    Open,
+    AtLimit,
+}
+
+/// Whether an "accept again" message is on its way (so it is sent once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Again {
+    No,
+    Posted,
 }
 
 impl<N: ListenNotify> TcpListener<N> {
     /// Spawns a listener on `addr` (IPv4 or IPv6; port 0 picks a free port, reported to
-    /// [`ListenNotify::listening`]). Send it [`ListenerMsg::Close`] to stop listening.
+    /// [`ListenNotify::listening`]) and returns its address; [`ListenerRef::close`] stops it.
     pub fn bind(
         reactor: &Reactor,
         auth: &TcpListenAuth,
         addr: SocketAddr,
         notify: N,
         opts: ListenOptions,
-    ) -> ActorRef<Self> {
-        reactor.runtime().spawn(TcpListener {
+    ) -> ListenerRef {
+        let listener = reactor.runtime().spawn(TcpListener {
             notify,
             reactor: reactor.clone(),
             auth: auth.clone(),
@@ -150,9 +209,12 @@ impl<N: ListenNotify> TcpListener<N> {
             opts,
             socket: None,
             live: 0,
-            paused: false,
-            accept_pending: false,
-        })
+            accepting: Accepting::Open,
+            again: Again::No,
+        });
+        ListenerRef {
+            to: listener.recipient(),
+        }
     }
 
     fn open(&self) -> io::Result<mio::net::TcpListener> {
@@ -180,7 +242,7 @@ impl<N: ListenNotify> TcpListener<N> {
     fn accept(&mut self, ctx: &mut Context<Self>) {
         for _ in 0..self.opts.accept_per_turn.max(1) {
             if self.at_limit() {
-                self.paused = true;
+                self.accepting = Accepting::AtLimit;
                 return;
             }
             let Some(socket) = self.socket.as_ref() else {
@@ -189,31 +251,36 @@ impl<N: ListenNotify> TcpListener<N> {
             match socket.accept() {
                 Ok((stream, peer)) => {
                     let handler = self.notify.connected(peer);
+                    let me = ctx.myself();
+                    let on_end: EndNotice = Box::new(move |ended| {
+                        let _ = me.send(ListenerMsg(Msg::Ended(ended)));
+                    });
                     let conn = TcpConnection::accepted(
                         &self.reactor,
                         self.auth.pressure.clone(),
                         stream,
                         handler,
                         self.opts.connection.clone(),
-                        ctx.myself().recipient(),
+                        on_end,
                     );
-                    ctx.spawn(conn);
+                    let conn = TcpConnection::address(&ctx.spawn(conn));
                     self.live += 1;
+                    self.notify.accepted(peer, conn);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     // Out of descriptors or an aborted handshake: the edge is spent, so retry
                     // on a timer rather than wait for one that may not come.
-                    ctx.after(Duration::from_millis(10), ListenerMsg::AcceptAgain);
-                    self.accept_pending = true;
+                    ctx.after(Duration::from_millis(10), ListenerMsg(Msg::AcceptAgain));
+                    self.again = Again::Posted;
                     return;
                 }
             }
         }
-        if !self.accept_pending {
-            self.accept_pending = true;
-            let _ = ctx.myself().send(ListenerMsg::AcceptAgain);
+        if self.again == Again::No {
+            self.again = Again::Posted;
+            let _ = ctx.myself().send(ListenerMsg(Msg::AcceptAgain));
         }
     }
 
@@ -230,8 +297,11 @@ impl<N: ListenNotify> Actor for TcpListener<N> {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let opened = self.open().and_then(|l| {
-            let owner = ctx.myself().recipient::<Readiness>();
-            self.reactor.register(l, Interest::READABLE, owner)
+            let me = ctx.myself();
+            let owner: Owner = Arc::new(move |_: Readiness| {
+                let _ = me.send(ListenerMsg(Msg::Ready));
+            });
+            self.reactor.register_source(l, Interest::READABLE, owner)
         });
         match opened.and_then(|s| s.local_addr().map(|a| (s, a))) {
             Ok((socket, addr)) => {
@@ -247,21 +317,22 @@ impl<N: ListenNotify> Actor for TcpListener<N> {
         }
     }
 
-    fn handle(&mut self, ctx: &mut Context<Self>, msg: ListenerMsg) {
+    fn handle(&mut self, ctx: &mut Context<Self>, ListenerMsg(msg): ListenerMsg) {
         match msg {
-            ListenerMsg::Ready(_) => self.accept(ctx),
-            ListenerMsg::AcceptAgain => {
-                self.accept_pending = false;
+            Msg::Ready => self.accept(ctx),
+            Msg::AcceptAgain => {
+                self.again = Again::No;
                 self.accept(ctx);
             }
-            ListenerMsg::Ended(ConnectionEnded) => {
+            Msg::Ended(ended) => {
                 self.live = self.live.saturating_sub(1);
-                if self.paused && !self.at_limit() {
-                    self.paused = false;
+                self.notify.ended(ended);
+                if self.accepting == Accepting::AtLimit && !self.at_limit() {
+                    self.accepting = Accepting::Open;
                     self.accept(ctx);
                 }
             }
-            ListenerMsg::Close => self.close(ctx),
+            Msg::Close => self.close(ctx),
         }
     }
 

@@ -19,7 +19,7 @@ use rein_net::*;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{channel, Sender};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -28,7 +28,7 @@ use common::{fnv, pattern, FNV_START};
 const WAIT: Duration = Duration::from_secs(20);
 /// Bytes the producer sends in all (a whole number of frames).
 const TOTAL: usize = 12 << 20;
-/// One producer write: `ConnMsg::Write` of this many bytes per behaviour.
+/// One producer write: `ConnRef::write` of this many bytes per behaviour.
 const WRITE: usize = 16 * 1024;
 /// The server delivers exactly this many bytes per `received` (framing).
 const FRAME: usize = 4 * 1024;
@@ -69,8 +69,8 @@ struct Consumer {
 }
 
 impl Actor for Consumer {
-    type Msg = Vec<u8>;
-    fn handle(&mut self, ctx: &mut Context<Self>, frame: Vec<u8>) {
+    type Msg = Bytes;
+    fn handle(&mut self, ctx: &mut Context<Self>, frame: Bytes) {
         self.readings
             .consumer_max_backlog
             .fetch_max(ctx.backlog(), SeqCst);
@@ -97,10 +97,11 @@ struct Forward {
 }
 
 impl ConnectionHandler for Forward {
-    fn connected(&mut self, conn: &mut Conn) {
+    type Msg = ();
+    fn connected(&mut self, conn: &mut Conn<Self>) {
         conn.expect(FRAME);
     }
-    fn received(&mut self, _conn: &mut Conn, frame: Vec<u8>) -> Flow {
+    fn received(&mut self, _conn: &mut Conn<Self>, frame: Bytes) -> Flow {
         self.consumer.send(frame).expect("consumer alive");
         Flow::Continue
     }
@@ -125,54 +126,49 @@ impl ListenNotify for Server {
 
 // ---------------------------------------------------------------- client runtime
 
-type Backlog = Arc<OnceLock<Box<dyn Fn() -> usize + Send + Sync>>>;
-
 /// The client connection's handler: records throttling and queue depth.
 struct Client {
     readings: Arc<Readings>,
     connected: Sender<()>,
-    /// Reads the connection actor's own mailbox backlog (set once it is spawned).
-    backlog: Backlog,
 }
 
 impl Client {
-    fn observe(&self, conn: &Conn) {
+    fn observe(&self, conn: &Conn<Self>) {
         self.readings.max_queued.fetch_max(conn.queued(), SeqCst);
     }
 }
 
 impl ConnectionHandler for Client {
-    fn connected(&mut self, _conn: &mut Conn) {
+    type Msg = ();
+    fn connected(&mut self, _conn: &mut Conn<Self>) {
         let _ = self.connected.send(());
     }
-    fn received(&mut self, _conn: &mut Conn, _data: Vec<u8>) -> Flow {
+    fn received(&mut self, _conn: &mut Conn<Self>, _data: Bytes) -> Flow {
         Flow::Continue
     }
-    fn throttled(&mut self, conn: &mut Conn) {
+    fn throttled(&mut self, conn: &mut Conn<Self>) {
         self.observe(conn);
         self.readings.throttles.fetch_add(1, SeqCst);
-        if let Some(backlog) = self.backlog.get() {
-            self.readings
-                .max_backlog_at_throttle
-                .fetch_max(backlog(), SeqCst);
-        }
+        self.readings
+            .max_backlog_at_throttle
+            .fetch_max(conn.backlog(), SeqCst);
     }
-    fn unthrottled(&mut self, conn: &mut Conn) {
+    fn unthrottled(&mut self, conn: &mut Conn<Self>) {
         self.observe(conn);
         self.readings.unthrottles.fetch_add(1, SeqCst);
     }
-    fn sent(&mut self, conn: &mut Conn, _token: SendToken) {
+    fn sent(&mut self, conn: &mut Conn<Self>, _token: SendToken) {
         self.observe(conn);
     }
-    fn closed(&mut self) {
+    fn closed(&mut self, _reason: CloseReason) {
         self.readings.client_closed.store(true, SeqCst);
     }
 }
 
-/// Writes the stream through `ConnMsg::Write`, one `WRITE`-byte chunk per behaviour, then
+/// Writes the stream through `ConnRef::write`, one `WRITE`-byte chunk per behaviour, then
 /// closes the connection (the close queues behind the writes).
 struct Producer {
-    conn: ActorRef<TcpConnection<Client>>,
+    conn: ConnRef<()>,
     sent: usize,
 }
 
@@ -182,12 +178,12 @@ impl Actor for Producer {
         if self.sent < TOTAL {
             let len = WRITE.min(TOTAL - self.sent);
             self.conn
-                .send(ConnMsg::Write(pattern(self.sent, len)))
+                .write(pattern(self.sent, len))
                 .expect("connection alive");
             self.sent += len;
             let _ = ctx.myself().send(());
         } else {
-            let _ = self.conn.send(ConnMsg::Close);
+            let _ = self.conn.close();
         }
     }
 }
@@ -237,7 +233,6 @@ fn a_slow_consumer_mutes_a_producer_on_another_runtime_through_tcp() {
     let (client_rt, client_auth) = Runtime::builder().threads(2).build_with_auth().unwrap();
     let client_reactor = Reactor::start(&client_rt.handle()).unwrap();
     let (conn_tx, conn_rx) = channel();
-    let backlog: Backlog = Arc::new(OnceLock::new());
     let opts = ConnectionOptions {
         high_watermark: CONN_HIGH,
         low_watermark: CONN_LOW,
@@ -250,14 +245,9 @@ fn a_slow_consumer_mutes_a_producer_on_another_runtime_through_tcp() {
         Client {
             readings: readings.clone(),
             connected: conn_tx,
-            backlog: backlog.clone(),
         },
         opts,
     );
-    {
-        let conn = conn.clone();
-        let _ = backlog.set(Box::new(move || conn.backlog()));
-    }
     conn_rx.recv_timeout(WAIT).expect("connected");
     client_rt
         .spawn(Producer { conn, sent: 0 })
@@ -358,7 +348,7 @@ fn a_slow_consumer_mutes_a_producer_on_another_runtime_through_tcp() {
 
     // Both runtimes end by themselves: the client's close flushes, the server sees the end of
     // stream and closes its side, the listener is closed by hand.
-    listener.send(ListenerMsg::Close).unwrap();
+    assert!(listener.close());
     finish("client", client_rt, &client_reactor);
     assert!(readings.client_closed.load(SeqCst));
     finish("server", server_rt, &server_reactor);

@@ -15,7 +15,7 @@
 //! ```
 
 use clap::{Parser, Subcommand};
-use rein::{ActorRef, AmbientAuth, Runtime};
+use rein::{AmbientAuth, Runtime};
 use rein_examples::{check_clean, check_eq, fail, report, report_peak_rss, RuntimeArgs};
 use rein_net::*;
 use std::net::SocketAddr;
@@ -56,18 +56,19 @@ fn byte_at(i: usize) -> u8 {
 }
 
 struct Echo {
-    pending: Option<Vec<u8>>,
+    pending: Option<Bytes>,
 }
 
 impl ConnectionHandler for Echo {
-    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+    type Msg = ();
+    fn received(&mut self, conn: &mut Conn<Self>, data: Bytes) -> Flow {
         if let Err(refused) = conn.send(data) {
             // No `received` follows until `unthrottled`: this slot is not overwritten.
             self.pending = Some(refused.into_inner());
         }
         Flow::Continue
     }
-    fn unthrottled(&mut self, conn: &mut Conn) {
+    fn unthrottled(&mut self, conn: &mut Conn<Self>) {
         if let Some(data) = self.pending.take() {
             let _ = conn.send(data);
         }
@@ -108,7 +109,7 @@ struct Client {
 impl Client {
     const CHUNK: usize = 64 * 1024;
 
-    fn pump(&mut self, conn: &mut Conn) {
+    fn pump(&mut self, conn: &mut Conn<Self>) {
         while self.sent < self.total && conn.is_writeable() {
             let len = Self::CHUNK.min(self.total - self.sent);
             let chunk: Vec<u8> = (self.sent..self.sent + len).map(byte_at).collect();
@@ -121,7 +122,8 @@ impl Client {
 }
 
 impl ConnectionHandler for Client {
-    fn connected(&mut self, conn: &mut Conn) {
+    type Msg = ();
+    fn connected(&mut self, conn: &mut Conn<Self>) {
         self.start = Instant::now();
         self.pump(conn);
     }
@@ -130,14 +132,14 @@ impl ConnectionHandler for Client {
             .done
             .send(Outcome::Failed(format!("connect: {reason}")));
     }
-    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+    fn received(&mut self, conn: &mut Conn<Self>, data: Bytes) -> Flow {
         for (i, &b) in data.iter().enumerate() {
             if b != byte_at(self.received + i) {
                 let at = self.received + i;
                 let _ = self
                     .done
                     .send(Outcome::Failed(format!("wrong byte at {at}")));
-                conn.hard_close();
+                conn.abort();
                 return Flow::Yield;
             }
         }
@@ -152,13 +154,13 @@ impl ConnectionHandler for Client {
         }
         Flow::Continue
     }
-    fn unthrottled(&mut self, conn: &mut Conn) {
+    fn unthrottled(&mut self, conn: &mut Conn<Self>) {
         self.pump(conn);
     }
-    fn sent(&mut self, conn: &mut Conn, _token: SendToken) {
+    fn sent(&mut self, conn: &mut Conn<Self>, _token: SendToken) {
         self.pump(conn);
     }
-    fn closed(&mut self) {
+    fn closed(&mut self, _reason: CloseReason) {
         if self.received < self.total {
             let got = self.received;
             let _ = self
@@ -181,11 +183,7 @@ fn start(cli: &Cli) -> (Runtime, AmbientAuth, Reactor) {
 }
 
 /// Starts the echo listener; returns it with the address it got (port 0 picks a free port).
-fn serve(
-    reactor: &Reactor,
-    auth: &AmbientAuth,
-    port: u16,
-) -> (ActorRef<TcpListener<Server>>, SocketAddr) {
+fn serve(reactor: &Reactor, auth: &AmbientAuth, port: u16) -> (ListenerRef, SocketAddr) {
     let (tx, rx) = channel();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listen = TcpListenAuth::new(auth);
@@ -245,7 +243,7 @@ fn main() {
         None => {
             let (listener, addr) = serve(&reactor, &auth, 0);
             run_client(&reactor, &auth, addr.port(), cli.bytes);
-            let _ = listener.send(ListenerMsg::Close);
+            listener.close();
             let report = rt.wait();
             check_clean(&report);
             report_peak_rss();

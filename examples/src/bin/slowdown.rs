@@ -96,7 +96,7 @@ struct Consumer {
 }
 
 enum ConsumerMsg {
-    Chunk(Vec<u8>),
+    Chunk(Bytes),
     /// The connection saw the end of stream: every chunk before this one was delivered.
     End,
 }
@@ -133,11 +133,12 @@ struct Forward {
 }
 
 impl ConnectionHandler for Forward {
-    fn received(&mut self, _conn: &mut Conn, data: Vec<u8>) -> Flow {
+    type Msg = ();
+    fn received(&mut self, _conn: &mut Conn<Self>, data: Bytes) -> Flow {
         let _ = self.consumer.send(ConsumerMsg::Chunk(data));
         Flow::Continue
     }
-    fn closed(&mut self) {
+    fn closed(&mut self, _reason: CloseReason) {
         let _ = self.consumer.send(ConsumerMsg::End);
     }
 }
@@ -169,22 +170,23 @@ struct Client {
     stats: Arc<Stats>,
     start: Instant,
     show: u64,
-    connected: Sender<Result<Recipient<Vec<u8>>, String>>,
+    connected: Sender<Result<Recipient<Bytes>, String>>,
     closed: Arc<AtomicBool>,
 }
 
 impl ConnectionHandler for Client {
-    fn connected(&mut self, conn: &mut Conn) {
-        let writer = conn.writer().expect("a connected connection has a writer");
+    type Msg = ();
+    fn connected(&mut self, conn: &mut Conn<Self>) {
+        let writer = conn.writer();
         let _ = self.connected.send(Ok(writer));
     }
     fn connect_failed(&mut self, reason: ConnectError) {
         let _ = self.connected.send(Err(reason.to_string()));
     }
-    fn received(&mut self, _conn: &mut Conn, _data: Vec<u8>) -> Flow {
+    fn received(&mut self, _conn: &mut Conn<Self>, _data: Bytes) -> Flow {
         Flow::Continue
     }
-    fn throttled(&mut self, conn: &mut Conn) {
+    fn throttled(&mut self, conn: &mut Conn<Self>) {
         self.stats
             .max_queued
             .fetch_max(conn.queued() as u64, Relaxed);
@@ -198,7 +200,7 @@ impl ConnectionHandler for Client {
             );
         }
     }
-    fn unthrottled(&mut self, conn: &mut Conn) {
+    fn unthrottled(&mut self, conn: &mut Conn<Self>) {
         let n = self.stats.unthrottles.fetch_add(1, Relaxed) + 1;
         if n <= self.show {
             println!(
@@ -208,12 +210,12 @@ impl ConnectionHandler for Client {
             );
         }
     }
-    fn sent(&mut self, conn: &mut Conn, _token: SendToken) {
+    fn sent(&mut self, conn: &mut Conn<Self>, _token: SendToken) {
         self.stats
             .max_queued
             .fetch_max(conn.queued() as u64, Relaxed);
     }
-    fn closed(&mut self) {
+    fn closed(&mut self, _reason: CloseReason) {
         self.closed.store(true, Relaxed);
     }
 }
@@ -224,8 +226,8 @@ enum ProducerMsg {
 
 /// Floods through the connection's writer until the deadline, then closes the connection.
 struct Producer {
-    writer: Recipient<Vec<u8>>,
-    conn: ActorRef<TcpConnection<Client>>,
+    writer: Recipient<Bytes>,
+    conn: ConnRef<()>,
     chunk: usize,
     deadline: Instant,
     offset: u64,
@@ -238,7 +240,7 @@ impl Actor for Producer {
     fn handle(&mut self, ctx: &mut Context<Self>, ProducerMsg::Next: ProducerMsg) {
         if Instant::now() >= self.deadline {
             // Queued behind every write this actor sent, so it flushes them first.
-            let _ = self.conn.send(ConnMsg::Close);
+            self.conn.close();
             return;
         }
         let data: Vec<u8> = (0..self.chunk as u64)
@@ -247,7 +249,7 @@ impl Actor for Producer {
         fnv(&mut self.hash.lock().unwrap(), &data);
         self.offset += data.len() as u64;
         self.stats.sent.fetch_add(data.len() as u64, Relaxed);
-        if self.writer.send(data).is_err() {
+        if self.writer.send(Bytes::from(data)).is_err() {
             fail("the client connection ended early");
         }
         let _ = ctx.myself().send(ProducerMsg::Next);
@@ -417,7 +419,7 @@ fn main() {
     let elapsed = flood_start.elapsed();
     stop.store(true, Relaxed);
     let (mute_on, mute_off) = watcher.join().expect("monitor");
-    let _ = listener.send(ListenerMsg::Close);
+    listener.close();
     let server_metrics = server_rt.metrics();
     let client_metrics = client_rt.metrics();
 

@@ -46,20 +46,21 @@ struct Cli {
 // ------------------------------------------------------------------ rein server
 
 struct Echo {
-    pending: Option<Vec<u8>>,
+    pending: Option<Bytes>,
 }
 
 impl ConnectionHandler for Echo {
-    fn received(&mut self, conn: &mut Conn, data: Vec<u8>) -> Flow {
+    type Msg = ();
+    fn received(&mut self, conn: &mut Conn<Self>, data: Bytes) -> Flow {
         if let Err(refused) = conn.send(data) {
             self.pending = Some(refused.into_inner());
         }
         Flow::Continue
     }
-    fn throttled(&mut self, conn: &mut Conn) {
+    fn throttled(&mut self, conn: &mut Conn<Self>) {
         conn.mute();
     }
-    fn unthrottled(&mut self, conn: &mut Conn) {
+    fn unthrottled(&mut self, conn: &mut Conn<Self>) {
         if let Some(data) = self.pending.take() {
             let _ = conn.send(data);
         }
@@ -86,7 +87,7 @@ trait Server {
 
 struct Rein {
     rt: rein::Runtime,
-    listener: rein::ActorRef<TcpListener<EchoServer>>,
+    listener: ListenerRef,
     addr: SocketAddr,
     _reactor: Reactor,
 }
@@ -120,7 +121,7 @@ impl Server for Rein {
         self.addr
     }
     fn stop(self: Box<Self>) {
-        let _ = self.listener.send(ListenerMsg::Close);
+        self.listener.close();
         if self.rt.wait_timeout(Duration::from_secs(20)).is_err() {
             panic!("the rein server did not end");
         }

@@ -1,0 +1,65 @@
+//! [`ConnectionOptions`]: per-connection settings.
+//!
+//! Kept apart so the actor's module holds behaviour only; every default is documented on its
+//! field, and the defaults are the ones the crate's backpressure story is told with.
+
+use std::time::Duration;
+
+/// Per-connection settings.
+#[derive(Debug, Clone)]
+pub struct ConnectionOptions {
+    /// Queued bytes at which the connection throttles (default 64 KiB).
+    pub high_watermark: usize,
+    /// Queued bytes at which it unthrottles (default 32 KiB).
+    pub low_watermark: usize,
+    /// Bytes read per turn before yielding to other actors, and the largest single read
+    /// (default 64 KiB). Reads start at 8 KiB and grow towards this while they come back full.
+    pub read_per_turn: usize,
+    /// `TCP_NODELAY` (default on).
+    pub nodelay: bool,
+    /// TCP keepalive: probe a silent peer after this long idle (default: off).
+    pub keepalive: Option<Duration>,
+    /// `SO_SNDBUF` in bytes (default: the kernel's choice).
+    pub send_buffer_size: Option<usize>,
+    /// `SO_RCVBUF` in bytes (default: the kernel's choice). Set when the connection is
+    /// established; the window scale was negotiated before, so very large values help less than
+    /// a receive buffer set on the listener.
+    pub recv_buffer_size: Option<usize>,
+    /// Close (through [`timed_out`](crate::ConnectionHandler::timed_out)) after this long
+    /// without data moving either way (default: none).
+    pub idle_timeout: Option<Duration>,
+    /// Limit for the whole connect: name resolution and all attempts together (default 10 s).
+    pub connect_timeout: Duration,
+    /// Happy eyeballs' "connection attempt delay": how long an outgoing connect waits on its
+    /// latest attempt before it also tries the next address (default 250 ms). A failed attempt
+    /// starts the next one at once.
+    pub attempt_delay: Duration,
+    /// A graceful close must finish (queue flushed, peer's end of stream seen) within this long,
+    /// or the connection is reset (default 5 s).
+    pub close_linger: Duration,
+    /// The connection actor's own mailbox watermarks, in messages (default `Some((4, 16))`):
+    /// actors writing to it are muted once 16 messages wait, so writes queued in the mailbox are
+    /// bounded too, not only the bytes in the write queue. `None` uses the runtime's (default
+    /// 1024 messages, i.e. up to 1024 buffers). Invalid values (`low >= high`) also fall back
+    /// to the runtime's.
+    pub mailbox_watermarks: Option<(usize, usize)>,
+}
+
+impl Default for ConnectionOptions {
+    fn default() -> Self {
+        ConnectionOptions {
+            high_watermark: 64 * 1024,
+            low_watermark: 32 * 1024,
+            read_per_turn: 64 * 1024,
+            nodelay: true,
+            keepalive: None,
+            send_buffer_size: None,
+            recv_buffer_size: None,
+            idle_timeout: None,
+            connect_timeout: Duration::from_secs(10),
+            attempt_delay: Duration::from_millis(250),
+            close_linger: Duration::from_secs(5),
+            mailbox_watermarks: Some((4, 16)),
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The write queue: bytes the handler (or other actors) sent, not yet taken by the kernel.
+//!
+//! Why chunks of [`Bytes`] written with vectored writes: a send takes whatever the caller has
+//! (`Vec<u8>`, `Bytes`, `&'static [u8]`) without copying it, and an echo sends back the very
+//! buffer it received. Flushing hands the kernel up to [`MAX_SLICES`] queued chunks in one
+//! `writev`, so many small sends cost one system call rather than one each, and nothing is
+//! copied into a staging buffer first.
+//!
+//! The queue also keeps the watermarks: at or above the high one [`Conn::send`] refuses and
+//! the connection throttles; at or below the low one it unthrottles.
+//!
+//! [`Conn::send`]: crate::Conn::send
+
+use crate::SendToken;
+use bytes::{Buf, Bytes};
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+
+/// Chunks per `writev` (Linux allows 1024; 64 covers any burst worth batching).
+const MAX_SLICES: usize = 64;
+
+/// How a flush ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// The queue is empty.
+    Drained(usize),
+    /// The socket would block; bytes are left. Wait for a writable edge.
+    Blocked(usize),
+}
+
+impl Flushed {
+    /// Bytes written by this flush.
+    pub(crate) fn bytes(self) -> usize {
+        match self {
+            Flushed::Drained(n) | Flushed::Blocked(n) => n,
+        }
+    }
+}
+
+/// Queued chunks, their tokens, and the watermarks.
+#[derive(Debug)]
+pub(crate) struct WriteQueue {
+    chunks: VecDeque<(Bytes, SendToken)>,
+    queued: usize,
+    high: usize,
+    low: usize,
+    next_token: u64,
+    /// Tokens whose bytes are all written, not yet reported to `sent`.
+    written: Vec<SendToken>,
+    /// A send was refused as not writeable since [`take_refused`](WriteQueue::take_refused).
+    refused: bool,
+}
+
+impl WriteQueue {
+    pub(crate) fn new(high: usize, low: usize) -> Self {
+        WriteQueue {
+            chunks: VecDeque::new(),
+            queued: 0,
+            high,
+            low,
+            next_token: 0,
+            written: Vec::new(),
+            refused: false,
+        }
+    }
+
+    /// Queues `bytes` if the queue is below its high watermark; hands them back otherwise
+    /// (and remembers the refusal).
+    pub(crate) fn offer(&mut self, bytes: Bytes) -> Result<SendToken, Bytes> {
+        if self.is_writeable() {
+            Ok(self.push(bytes))
+        } else {
+            self.refused = true;
+            Err(bytes)
+        }
+    }
+
+    /// Queues `bytes` whatever the watermark (for writes from other actors, which the runtime
+    /// already holds back through backpressure).
+    pub(crate) fn push(&mut self, bytes: Bytes) -> SendToken {
+        let token = SendToken(self.next_token);
+        self.next_token += 1;
+        if bytes.is_empty() {
+            self.written.push(token);
+        } else {
+            self.queued += bytes.len();
+            self.chunks.push_back((bytes, token));
+        }
+        token
+    }
+
+    pub(crate) fn is_writeable(&self) -> bool {
+        self.queued < self.high
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    pub(crate) fn over_high(&self) -> bool {
+        self.queued >= self.high
+    }
+
+    pub(crate) fn at_or_below_low(&self) -> bool {
+        self.queued <= self.low
+    }
+
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.chunks.is_empty()
+    }
+
+    /// Whether a send was refused as not writeable since the last call; clears the record.
+    pub(crate) fn take_refused(&mut self) -> bool {
+        std::mem::take(&mut self.refused)
+    }
+
+    pub(crate) fn has_written(&self) -> bool {
+        !self.written.is_empty()
+    }
+
+    pub(crate) fn take_written(&mut self) -> Vec<SendToken> {
+        std::mem::take(&mut self.written)
+    }
+
+    /// Drops everything queued (an abort).
+    pub(crate) fn clear(&mut self) {
+        self.chunks.clear();
+        self.queued = 0;
+    }
+
+    /// Gives back the queue's memory once it is empty (an idle connection keeps none).
+    pub(crate) fn shrink_if_empty(&mut self) {
+        if self.chunks.is_empty() {
+            self.chunks = VecDeque::new();
+        }
+        if self.written.is_empty() {
+            self.written = Vec::new();
+        }
+    }
+
+    /// Writes as much as `out` takes, up to [`MAX_SLICES`] chunks per vectored write.
+    pub(crate) fn flush(&mut self, out: &mut impl Write) -> io::Result<Flushed> {
+        let mut total = 0;
+        while !self.chunks.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for ((chunk, _), slot) in self.chunks.iter().zip(slices.iter_mut()) {
+                *slot = IoSlice::new(chunk);
+                count += 1;
+            }
+            let n = match out.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Flushed::Blocked(total))
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            total += n;
+            self.consume(n);
+        }
+        Ok(Flushed::Drained(total))
+    }
+
+    /// Drops `n` written bytes off the front, recording the tokens of chunks now complete.
+    fn consume(&mut self, mut n: usize) {
+        self.queued -= n;
+        while n > 0 {
+            let front = &mut self.chunks[0].0;
+            if n >= front.len() {
+                n -= front.len();
+                let (_, token) = self.chunks.pop_front().expect("non-empty");
+                self.written.push(token);
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `cap` bytes per call, then blocks after `limit` in total;
+    /// counts its calls.
+    struct Trickle {
+        got: Vec<u8>,
+        cap: usize,
+        limit: usize,
+        calls: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            let room = self.limit - self.got.len();
+            if room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut take = self.cap.min(room);
+            let mut n = 0;
+            for buf in bufs {
+                let part = take.min(buf.len());
+                self.got.extend_from_slice(&buf[..part]);
+                take -= part;
+                n += part;
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn flush_keeps_order_and_reports_tokens() {
+        let mut queue = WriteQueue::new(10, 5);
+        let a = queue.offer(Bytes::from_static(b"hello")).unwrap();
+        let b = queue.offer(Bytes::from(b"world!".to_vec())).unwrap();
+        assert!(
+            !queue.is_writeable(),
+            "11 bytes is above the high watermark of 10"
+        );
+        assert!(!queue.take_refused(), "an accepted send is no refusal");
+        assert_eq!(
+            queue.offer(Bytes::from_static(b"x")),
+            Err(Bytes::from_static(b"x"))
+        );
+        assert!(queue.take_refused(), "the connection hears of the refusal");
+        assert!(!queue.take_refused(), "once");
+        let mut out = Trickle {
+            got: Vec::new(),
+            cap: 3,
+            limit: 7,
+            calls: 0,
+        };
+        assert_eq!(queue.flush(&mut out).unwrap(), Flushed::Blocked(7));
+        assert_eq!(queue.take_written(), vec![a]);
+        assert_eq!(queue.queued(), 4);
+        out.limit = 100;
+        assert_eq!(queue.flush(&mut out).unwrap(), Flushed::Drained(4));
+        assert_eq!(out.got, b"helloworld!");
+        assert_eq!(queue.take_written(), vec![b]);
+        assert!(queue.at_or_below_low());
+    }
+
+    #[test]
+    fn many_small_sends_go_out_in_one_vectored_write() {
+        let mut queue = WriteQueue::new(1 << 20, 1 << 19);
+        for i in 0..MAX_SLICES {
+            queue.push(Bytes::from(vec![i as u8; 10]));
+        }
+        let mut out = Trickle {
+            got: Vec::new(),
+            cap: usize::MAX,
+            limit: usize::MAX,
+            calls: 0,
+        };
+        assert_eq!(
+            queue.flush(&mut out).unwrap(),
+            Flushed::Drained(10 * MAX_SLICES)
+        );
+        assert_eq!(out.calls, 1, "one system call for {MAX_SLICES} chunks");
+        assert_eq!(queue.take_written().len(), MAX_SLICES);
+    }
+
+    #[test]
+    fn sends_are_not_copied() {
+        let data = Bytes::from(vec![7u8; 1000]);
+        let at = data.as_ptr();
+        let mut queue = WriteQueue::new(1 << 20, 1 << 19);
+        queue.push(data);
+        assert_eq!(
+            queue.chunks[0].0.as_ptr(),
+            at,
+            "the queued chunk is the sent buffer"
+        );
+    }
+
+    #[test]
+    fn empty_sends_complete_at_once_and_clear_drops_everything() {
+        let mut queue = WriteQueue::new(10, 5);
+        let t = queue.push(Bytes::new());
+        assert_eq!(queue.take_written(), vec![t]);
+        queue.push(Bytes::from_static(b"abc"));
+        queue.clear();
+        assert_eq!(queue.queued(), 0);
+        assert!(!queue.has_queued());
+        queue.shrink_if_empty();
+        assert_eq!(queue.chunks.capacity(), 0);
+    }
+}
