@@ -1400,3 +1400,101 @@ fn small_frames_out_of_big_reads_are_cut_without_copying() {
     assert!(listener.close());
     finish(rt, &reactor);
 }
+
+/// What [`Deaf`] reports.
+enum Heard {
+    Muted(ConnRef<()>),
+    Got(usize),
+}
+
+/// Stops reading the moment it is connected, and reads again when sent `()`.
+struct Deaf {
+    events: Sender<Heard>,
+    got: usize,
+}
+
+impl ConnectionHandler for Deaf {
+    type Msg = ();
+    fn connected(&mut self, conn: &mut Conn<Self>) {
+        conn.mute();
+        let _ = self.events.send(Heard::Muted(conn.myself()));
+    }
+    fn received(&mut self, _conn: &mut Conn<Self>, data: Bytes) -> Flow {
+        self.got += data.len();
+        let _ = self.events.send(Heard::Got(self.got));
+        Flow::Continue
+    }
+    fn message(&mut self, conn: &mut Conn<Self>, _: ()) {
+        conn.unmute();
+    }
+}
+
+#[test]
+fn a_muted_connection_stops_reading_until_the_peer_cannot_write() {
+    // Read muting is what closes the TCP window on a fast writer: while muted, nothing is read,
+    // so the kernel buffers fill and the peer's writes stop. Unmuted, everything arrives.
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    let mut opts = ListenOptions::default();
+    opts.connection.recv_buffer_size = Some(64 * 1024);
+    let (listener, addr, _events) = listen(&reactor, &auth, opts, move || Deaf {
+        events: tx.clone(),
+        got: 0,
+    });
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_send_buffer_size(64 * 1024).unwrap();
+    sock.connect(&addr.into()).unwrap();
+    let mut client: std::net::TcpStream = sock.into();
+    let recv = |what: &str| {
+        rx.recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    };
+    let conn = match recv("the connection") {
+        Heard::Muted(conn) => conn,
+        Heard::Got(n) => panic!("read {n} bytes before muting"),
+    };
+    // Write until the kernel says stop: with reading muted, that must come within the two
+    // kernel buffers (a few MiB at most, whatever the kernel doubles them to), not 64 MiB.
+    client.set_nonblocking(true).unwrap();
+    let chunk = pattern(0, 64 * 1024);
+    let mut written = 0usize;
+    let mut stalled_since: Option<Instant> = None;
+    while written < 64 << 20 {
+        match client.write(&chunk[written % chunk.len()..]) {
+            Ok(n) => {
+                written += n;
+                stalled_since = None;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                // Stalled for 200 ms: the window is closed.
+                let since = *stalled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(200) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("write failed: {e}"),
+        }
+    }
+    assert!(
+        written < 64 << 20,
+        "64 MiB went out to a muted connection: nothing stopped the writer"
+    );
+    if let Ok(Heard::Got(n)) = rx.try_recv() {
+        panic!("a muted connection read {n} bytes");
+    }
+    // Unmute: every byte written arrives.
+    conn.send(()).unwrap();
+    let mut got = 0;
+    while got < written {
+        match recv("the buffered bytes") {
+            Heard::Got(n) => got = n,
+            Heard::Muted(_) => unreachable!(),
+        }
+    }
+    assert_eq!(got, written);
+    drop(client);
+    drop(conn);
+    listener.close();
+    finish(rt, &reactor);
+}
