@@ -88,7 +88,9 @@ impl<'a, A: Actor> Context<'a, A> {
     }
 
     /// Delivers a clone of `msg` every `period` until cancelled or this actor stops. It does not
-    /// keep the runtime alive.
+    /// keep the runtime alive. The clone is made on the timer thread; if it panics, the timer
+    /// ends (the panic is counted in [`Metrics::panics`](crate::Metrics::panics)) and the actor
+    /// is told nothing.
     pub fn every(&self, period: Duration, msg: A::Msg) -> Timer
     where
         A::Msg: Clone,

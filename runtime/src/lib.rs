@@ -49,6 +49,16 @@
 //! finish one more. In steady state the figure is `high + P·K`. Outside threads are not muted,
 //! so their sends are not bounded unless they use `send_timeout`.
 //!
+//! ## Panics
+//!
+//! A panic in a behaviour (or in `started`) stops that actor only; its monitors hear
+//! [`DownReason::Panicked`]. A panic in your code anywhere else the runtime calls it (an actor's
+//! or a message's `Drop`, a `From` conversion behind a [`Recipient`] or a monitor, a periodic
+//! timer's `Clone`, a `stopped` hook) is contained and counted in [`Metrics::panics`]: it costs
+//! that message, notice or timer, never a runtime thread. A worker that dies anyway (a runtime
+//! bug) ends the runtime at once with [`Report::worker_panics`] set, rather than leave
+//! [`Runtime::wait`] waiting for work it can no longer run.
+//!
 //! See `docs/architecture.md` in the repository for how a message travels and why each atomic
 //! ordering is what it is.
 

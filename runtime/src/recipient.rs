@@ -27,17 +27,23 @@ where
     // SAFETY: this function is only stored next to a task made from an `Arc<Cell<A>>` for this
     // very `A` (see `Recipient::new`), so the data pointer is a `Cell<A>`.
     let cell = unsafe { &*(Arc::as_ptr(task) as *const Cell<A>) };
-    if !crate::cell::Runnable::header(cell).is_open() {
+    let header = crate::cell::Runnable::header(cell);
+    if !header.is_open() {
         return Err(msg);
     }
+    let counters = &header.shared.counters;
+    // The conversion is the receiver's code, run on the sender's thread (a behaviour, the timer
+    // or I/O thread, a reply): a panic in it loses this message, counted as a panic and as
+    // dropped, and neither kills that thread nor blames the sender.
+    let Some(converted) = counters.contained(move || A::Msg::from(msg)) else {
+        counters.dropped.inc();
+        return Ok(());
+    };
     // A stop racing in after the check refuses the converted message, which cannot be turned
     // back into an `M`: count it as dropped, like the messages a stop finds queued.
-    if cell.send(A::Msg::from(msg), || task.clone()).is_err() {
-        crate::cell::Runnable::header(cell)
-            .shared
-            .counters
-            .dropped
-            .inc();
+    if let Err(refused) = cell.send(converted, || task.clone()) {
+        counters.dropped.inc();
+        counters.contained(move || drop(refused));
     }
     Ok(())
 }
@@ -54,6 +60,11 @@ impl<M: Send + 'static> Recipient<M> {
     }
 
     /// Sends `msg`; hands it back if the actor has stopped.
+    ///
+    /// The conversion (`From<M>`) runs on the calling thread. If it panics, the message is lost:
+    /// the send still returns `Ok`, and the runtime counts a panic and a dropped message
+    /// ([`Metrics::panics`](crate::Metrics::panics),
+    /// [`Metrics::dropped_messages`](crate::Metrics::dropped_messages)).
     #[inline]
     pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
         (self.deliver)(&self.task, msg).map_err(SendError)

@@ -5,9 +5,19 @@
 //! never held back by muting: an actor under pressure that waits for a tick to release it always
 //! gets the tick (Pony's ponyc#3382 deadlock does not arise). A pending timer keeps the runtime
 //! alive only if it was created with one of the `*_keeping_alive` methods.
+//!
+//! The timer thread runs user code: a periodic timer clones its message, a send that fails drops
+//! it, and an ended timer drops its closure (the message, the target's address, and with the last
+//! address the actor itself). Each of these is contained: a panic there ends that timer (counted in
+//! [`Metrics::panics`](crate::Metrics::panics)), never the thread and every other timer with it.
+//! User code also never runs under the queue lock, so it may set or cancel timers itself.
+//!
+//! A delay too large to be represented as an instant (`Duration::MAX`, say) means "never": the
+//! timer stays pending, keeping the runtime alive if it was created to, until it is cancelled.
 
+use crate::metrics::{contain, Counter};
 use crate::scheduler::Shared;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -60,16 +70,24 @@ impl TimerState {
 }
 
 struct Entry {
-    deadline: Instant,
+    /// `None` for never: the delay could not be represented. Such an entry sorts after every
+    /// other and only waits to be cancelled.
+    deadline: Option<Instant>,
     seq: u64,
     period: Option<Duration>,
     fire: FireFn,
     state: Arc<TimerState>,
 }
 
+impl Entry {
+    fn key(&self) -> (bool, Option<Instant>, u64) {
+        (self.deadline.is_none(), self.deadline, self.seq)
+    }
+}
+
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        (self.deadline, self.seq) == (other.deadline, other.seq)
+        self.key() == other.key()
     }
 }
 impl Eq for Entry {}
@@ -80,7 +98,7 @@ impl PartialOrd for Entry {
 }
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
+        self.key().cmp(&other.key())
     }
 }
 
@@ -94,6 +112,8 @@ struct Queue {
 pub(crate) struct Wheel {
     queue: Mutex<Queue>,
     changed: Condvar,
+    /// Panics in timer user code (message clones, closure drops); part of `Metrics::panics`.
+    panics: Counter,
 }
 
 impl Wheel {
@@ -102,6 +122,7 @@ impl Wheel {
         let wheel = Arc::new(Wheel {
             queue: Mutex::new(Queue::default()),
             changed: Condvar::new(),
+            panics: Counter::new(),
         });
         let runner = wheel.clone();
         std::thread::Builder::new()
@@ -130,12 +151,13 @@ impl Wheel {
         if q.closed {
             drop(q);
             state.finish();
+            contain(&self.panics, move || drop(fire));
             return Timer { state };
         }
         q.seq += 1;
         let seq = q.seq;
         q.heap.push(Reverse(Entry {
-            deadline: Instant::now() + delay,
+            deadline: Instant::now().checked_add(delay),
             seq,
             period: period.map(|p| p.max(Duration::from_micros(1))),
             fire,
@@ -161,28 +183,61 @@ impl Wheel {
                 None => self.changed.wait(&mut q),
                 Some((_, true)) => {
                     let Reverse(entry) = q.heap.pop().expect("peeked");
-                    entry.state.finish();
+                    q = self.discard(q, entry);
                 }
-                Some((deadline, false)) if deadline <= now => {
+                Some((None, false)) => {
+                    // Only timers that never fire are left: wait for a change, then forget
+                    // those cancelled meanwhile (they would otherwise never reach the top).
+                    self.changed.wait(&mut q);
+                    q = self.forget_cancelled(q);
+                }
+                Some((Some(deadline), false)) if deadline <= now => {
                     let Reverse(mut entry) = q.heap.pop().expect("peeked");
-                    // Fire without the lock: a send may run arbitrary `From` conversions.
+                    // Fire without the lock: a send may run arbitrary `From` conversions, and a
+                    // periodic timer clones its message. A panic there ends this timer only.
                     drop(q);
-                    let alive = (entry.fire)();
+                    let alive = contain(&self.panics, || (entry.fire)()).unwrap_or(false);
                     q = self.queue.lock();
                     match entry.period {
                         Some(period) if alive && !entry.state.cancelled.load(SeqCst) => {
                             // Fixed rate, but never a burst of catch-up ticks after a stall.
-                            entry.deadline = (entry.deadline + period).max(now);
+                            entry.deadline = deadline.checked_add(period).map(|d| d.max(now));
                             q.heap.push(Reverse(entry));
                         }
-                        _ => entry.state.finish(),
+                        _ => q = self.discard(q, entry),
                     }
                 }
-                Some((deadline, false)) => {
+                Some((Some(deadline), false)) => {
                     self.changed.wait_until(&mut q, deadline);
                 }
             }
         }
+    }
+
+    /// Ends `entry` and drops it (user code: its message, its target) without the lock.
+    fn discard<'a>(&'a self, q: MutexGuard<'a, Queue>, entry: Entry) -> MutexGuard<'a, Queue> {
+        drop(q);
+        entry.state.finish();
+        contain(&self.panics, move || drop(entry));
+        self.queue.lock()
+    }
+
+    /// Takes every cancelled entry out of the queue and discards it.
+    fn forget_cancelled<'a>(&'a self, mut q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
+        let (cancelled, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut q.heap)
+            .into_vec()
+            .into_iter()
+            .partition(|Reverse(e)| e.state.cancelled.load(SeqCst));
+        q.heap = kept.into();
+        for Reverse(entry) in cancelled {
+            q = self.discard(q, entry);
+        }
+        q
+    }
+
+    /// Panics contained on the timer thread so far.
+    pub(crate) fn panics(&self) -> u64 {
+        self.panics.get()
     }
 
     /// Ends the timer thread and every pending timer.
@@ -195,6 +250,7 @@ impl Wheel {
         self.changed.notify_all();
         for Reverse(entry) in entries {
             entry.state.finish();
+            contain(&self.panics, move || drop(entry));
         }
     }
 }

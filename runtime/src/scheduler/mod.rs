@@ -91,6 +91,9 @@ pub(crate) struct Shared {
     pub(crate) stats: Box<[CachePadded<WorkerStats>]>,
     next_id: AtomicU64,
     pub(crate) timers: Arc<Wheel>,
+    /// Makes the next worker that finds a task panic outside the turn (see `Worker::run`).
+    #[cfg(test)]
+    pub(crate) inject_fault: AtomicBool,
 }
 
 impl Shared {
@@ -120,6 +123,8 @@ impl Shared {
             next_id: AtomicU64::new(1),
             timers,
             config,
+            #[cfg(test)]
+            inject_fault: AtomicBool::new(false),
         }
     }
 
@@ -156,6 +161,21 @@ impl Shared {
             None => self.push_external(cell.clone()),
         }
         ActorRef::from_cell(cell)
+    }
+
+    /// A worker thread died of a panic outside any behaviour: a runtime bug, since every piece of
+    /// user code runs contained. Whatever it held (the turn it was running, its next slot, the
+    /// actors lingering on it) can never run, and the activations it counted never end, so the
+    /// runtime could never become quiescent and `wait` would hang. End the runtime instead, as
+    /// `shutdown` would: every other worker finishes its turn and exits, `wait` returns, and the
+    /// report counts the dead worker (`Report::worker_panics`).
+    ///
+    /// Replacing the worker was the alternative. It would need to know which activation the dead
+    /// thread held and in what state it left that actor's turn, which a panic at an arbitrary
+    /// point in the scheduler does not tell; a replacement could resume a half-finished turn or
+    /// lose a token. Failing fast with a report is the sound choice.
+    pub(crate) fn worker_died(&self) {
+        self.close();
     }
 
     /// Schedules an actor whose mailbox count just left zero.
@@ -390,7 +410,7 @@ impl Shared {
                 .sum::<i64>()
                 + self.external_activations.load(Relaxed),
             dropped_messages: c.dropped.get(),
-            panics: c.panics.get(),
+            panics: c.panics.get() + self.timers.panics(),
             mutes: c.mutes.get(),
             unmutes: c.unmutes.get(),
             overloads: c.overloads.get(),
