@@ -249,12 +249,13 @@ impl Runtime {
     }
 
     /// Like [`wait`](Runtime::wait) but gives up after `timeout`, handing the runtime back
-    /// (still armed: it will end by itself once quiescent).
+    /// (still armed: it will end by itself once quiescent). A timeout too large to be represented
+    /// as an instant (`Duration::MAX`) means no deadline, as in `wait`.
     pub fn wait_timeout(mut self, timeout: Duration) -> Result<Report, Runtime> {
         self.shared.arm();
         if self
             .shared
-            .wait_until_stopped(Some(Instant::now() + timeout))
+            .wait_until_stopped(Instant::now().checked_add(timeout))
         {
             Ok(self.finish())
         } else {

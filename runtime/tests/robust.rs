@@ -1,5 +1,5 @@
 //! Robustness: panics in user code that runs outside a behaviour never take a thread of the
-//! runtime down.
+//! runtime down, and huge durations mean "never" instead of overflowing.
 //!
 //! Every test here ends with the runtime reaching quiescence within [`common::LIMIT`] and other
 //! actors still working after the panic: on a runtime whose worker died, `wait` would hang.
@@ -276,4 +276,107 @@ fn a_timer_message_whose_clone_panics_ends_that_timer_only() {
     assert!(report.quiescent);
     assert_eq!(report.worker_panics, 0);
     assert_eq!(report.metrics.panics, 1);
+}
+
+#[derive(Clone)]
+enum FarMsg {
+    Arm(mpsc::Sender<Vec<Timer>>),
+    Fired,
+    Ping(mpsc::Sender<()>),
+}
+
+/// Sets timers with durations too large to represent as an instant, then keeps answering.
+struct Patient;
+
+impl Actor for Patient {
+    type Msg = FarMsg;
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: FarMsg) {
+        match msg {
+            FarMsg::Arm(out) => {
+                let timers = vec![
+                    ctx.after(Duration::MAX, FarMsg::Fired),
+                    ctx.every(Duration::MAX, FarMsg::Fired),
+                    ctx.after_keeping_alive(Duration::MAX, FarMsg::Fired),
+                    ctx.every_keeping_alive(Duration::MAX, FarMsg::Fired),
+                ];
+                out.send(timers).unwrap();
+            }
+            FarMsg::Fired => unreachable!("a timer set for Duration::MAX fired"),
+            FarMsg::Ping(out) => out.send(()).unwrap(),
+        }
+    }
+}
+
+#[test]
+fn timers_set_for_duration_max_never_fire_and_do_not_kill_the_actor() {
+    let rt = runtime(2);
+    let patient = rt.spawn(Patient);
+    let (tx, rx) = mpsc::channel();
+    patient.send(FarMsg::Arm(tx)).unwrap();
+    let timers = rx
+        .recv_timeout(LIMIT)
+        .expect("the timers (the actor died?)");
+    let (tx, rx) = mpsc::channel();
+    patient.send(FarMsg::Ping(tx)).unwrap();
+    rx.recv_timeout(LIMIT).expect("the actor answers");
+    assert!(!patient.is_stopped());
+    assert!(timers.iter().all(|t| !t.is_done()));
+    // The keep-alive timers are pending for ever: the runtime does not end by itself...
+    let rt = match rt.wait_timeout(Duration::from_millis(100)) {
+        Ok(report) => panic!("ended while keep-alive timers were pending: {report:?}"),
+        Err(rt) => rt,
+    };
+    // ...until they are cancelled.
+    for t in &timers {
+        t.cancel();
+    }
+    let report = wait(rt);
+    assert!(report.quiescent);
+    assert_eq!(report.metrics.panics, 0);
+}
+
+#[test]
+fn ask_and_wait_timeout_accept_duration_max() {
+    let rt = runtime(2);
+    let echo = rt.spawn(Echo);
+    assert_eq!(echo.ask(|r| (5, r), Duration::MAX), Ok(5));
+    let report = rt
+        .wait_timeout(Duration::MAX)
+        .expect("Duration::MAX is no deadline");
+    assert!(report.quiescent);
+}
+
+/// Handles a message per millisecond, so that a fast sender finds it pressured.
+struct Slow {
+    handled: Arc<AtomicUsize>,
+}
+
+impl Actor for Slow {
+    type Msg = u32;
+    fn handle(&mut self, _: &mut Context<Self>, _: u32) {
+        std::thread::sleep(Duration::from_millis(1));
+        self.handled.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn send_timeout_accepts_duration_max_and_waits_out_the_pressure() {
+    let rt = rein::Runtime::builder()
+        .threads(2)
+        .watermarks(1, 4)
+        .build()
+        .unwrap();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let slow = rt.spawn(Slow {
+        handled: handled.clone(),
+    });
+    for n in 0..40 {
+        assert!(slow.send_timeout(n, Duration::MAX).is_ok());
+    }
+    let report = wait(rt);
+    assert_eq!(handled.load(SeqCst), 40);
+    assert!(
+        report.metrics.overloads > 0,
+        "the sender never met pressure"
+    );
 }
