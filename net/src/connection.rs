@@ -20,7 +20,7 @@ use crate::io_thread::{Reactor, Readiness, Registered};
 use crate::TcpConnectAuth;
 use mio::net::TcpStream;
 use mio::Interest;
-use rein::{Actor, ActorRef, Context, Recipient, Timer};
+use rein::{Actor, ActorRef, Context, Recipient, SpawnError, Timer};
 use rein_backpressure::{ApplyReleaseBackpressureAuth, Backpressure};
 use std::collections::VecDeque;
 use std::fmt;
@@ -238,7 +238,8 @@ pub struct TcpConnection<H: ConnectionHandler> {
 
 impl<H: ConnectionHandler> TcpConnection<H> {
     /// Spawns a connection to `host:port` on the reactor's runtime. `host` is resolved on a
-    /// worker with the system resolver (instant for an IP literal).
+    /// worker with the system resolver (instant for an IP literal). Fails, handing the actor
+    /// back, if the runtime has ended (see [`rein::RuntimeHandle::spawn`]).
     pub fn connect(
         reactor: &Reactor,
         auth: &TcpConnectAuth,
@@ -246,7 +247,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
         port: u16,
         handler: H,
         opts: ConnectionOptions,
-    ) -> ActorRef<Self> {
+    ) -> Result<ActorRef<Self>, SpawnError<Self>> {
         let origin = Origin::Connect {
             host: host.into(),
             port,
@@ -258,14 +259,15 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     /// Spawns a connection that races `addrs` (no name resolution), happy-eyeballs style: IPv6
     /// and IPv4 addresses alternate (IPv6 first), each family keeping the given order, and a new
     /// attempt starts every `attempt_delay` or as soon as one fails. The first to answer within
-    /// the connect timeout wins; the last failure is reported otherwise.
+    /// the connect timeout wins; the last failure is reported otherwise. Fails like
+    /// [`connect`](Self::connect) if the runtime has ended.
     pub fn connect_addrs(
         reactor: &Reactor,
         auth: &TcpConnectAuth,
         addrs: Vec<SocketAddr>,
         handler: H,
         opts: ConnectionOptions,
-    ) -> ActorRef<Self> {
+    ) -> Result<ActorRef<Self>, SpawnError<Self>> {
         let origin = Origin::Addrs(addrs);
         let actor = Self::new(reactor, auth.pressure.clone(), origin, handler, opts, None);
         reactor.runtime().spawn(actor)

@@ -60,7 +60,8 @@
 //! let (rt, auth) = rein::Runtime::builder().build_with_auth().unwrap();
 //! let reactor = Reactor::start(&rt.handle()).unwrap();
 //! let addr = "127.0.0.1:7000".parse().unwrap();
-//! TcpListener::bind(&reactor, &TcpListenAuth::new(&auth), addr, Server, ListenOptions::default());
+//! TcpListener::bind(&reactor, &TcpListenAuth::new(&auth), addr, Server, ListenOptions::default())
+//!     .expect("the runtime has not ended");
 //! rt.wait(); // runs until the listener is closed and its connections have ended
 //! ```
 

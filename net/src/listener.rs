@@ -9,7 +9,7 @@ use crate::connection::{ConnectionEnded, ConnectionHandler, ConnectionOptions, T
 use crate::io_thread::{Reactor, Readiness, Registered};
 use crate::TcpListenAuth;
 use mio::Interest;
-use rein::{Actor, ActorRef, Context};
+use rein::{Actor, ActorRef, Context, SpawnError};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::fmt;
 use std::io;
@@ -134,14 +134,15 @@ pub struct TcpListener<N: ListenNotify> {
 
 impl<N: ListenNotify> TcpListener<N> {
     /// Spawns a listener on `addr` (IPv4 or IPv6; port 0 picks a free port, reported to
-    /// [`ListenNotify::listening`]). Send it [`ListenerMsg::Close`] to stop listening.
+    /// [`ListenNotify::listening`]). Send it [`ListenerMsg::Close`] to stop listening. Fails,
+    /// handing the actor back, if the runtime has ended (see [`rein::RuntimeHandle::spawn`]).
     pub fn bind(
         reactor: &Reactor,
         auth: &TcpListenAuth,
         addr: SocketAddr,
         notify: N,
         opts: ListenOptions,
-    ) -> ActorRef<Self> {
+    ) -> Result<ActorRef<Self>, SpawnError<Self>> {
         reactor.runtime().spawn(TcpListener {
             notify,
             reactor: reactor.clone(),

@@ -230,7 +230,8 @@ fn a_slow_consumer_mutes_a_producer_on_another_runtime_through_tcp() {
             listening: addr_tx,
         },
         listen_opts,
-    );
+    )
+    .expect("the runtime runs");
     let addr = addr_rx.recv_timeout(WAIT).expect("listening");
 
     // Client: default runtime watermarks, default connection watermarks.
@@ -253,7 +254,8 @@ fn a_slow_consumer_mutes_a_producer_on_another_runtime_through_tcp() {
             backlog: backlog.clone(),
         },
         opts,
-    );
+    )
+    .expect("the runtime runs");
     {
         let conn = conn.clone();
         let _ = backlog.set(Box::new(move || conn.backlog()));

@@ -121,7 +121,8 @@ fn listen<H: ConnectionHandler>(
     let (tx, rx) = channel();
     let server = Server { events: tx, make };
     let addr = "127.0.0.1:0".parse().unwrap();
-    let listener = TcpListener::bind(reactor, &TcpListenAuth::new(auth), addr, server, opts);
+    let listener = TcpListener::bind(reactor, &TcpListenAuth::new(auth), addr, server, opts)
+        .expect("the runtime runs");
     let bound = expect(&rx, "listening", |ev| match ev {
         Ev::Listening(a) => Some(a),
         Ev::NotListening(e) => panic!("bind failed: {e}"),
@@ -270,7 +271,8 @@ fn echo_of_four_mebibytes_with_checksum() {
     let client = Pumper::new(tx, total, 16 * 1024);
     let connect = TcpConnectAuth::new(&auth);
     let opts = ConnectionOptions::default();
-    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), client, opts);
+    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), client, opts)
+        .expect("the runtime runs");
     let (got, hash) = expect(&rx, "the echo", |ev| match ev {
         Ev::Done(n, h) => Some((n, h)),
         Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
@@ -349,7 +351,8 @@ fn connection_refused_is_typed() {
         port,
         client,
         Default::default(),
-    );
+    )
+    .expect("the runtime runs");
     let (attempts, reason) = attempts_until_failure(&rx, "connected to a closed port");
     assert_eq!(attempts, [1]);
     assert!(matches!(reason, ConnectError::Refused), "{reason:?}");
@@ -503,7 +506,8 @@ fn a_thousand_concurrent_connections() {
     for _ in 0..CONNECTIONS {
         let client = Pumper::new(tx.clone(), 1024, 1024);
         let opts = ConnectionOptions::default();
-        TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), client, opts);
+        TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), client, opts)
+            .expect("the runtime runs");
     }
     for i in 0..CONNECTIONS {
         expect(&rx, &format!("echo {i}"), |ev| match ev {
@@ -533,7 +537,8 @@ fn bind_conflict_is_typed() {
         reuse_addr: false,
         ..Default::default()
     };
-    TcpListener::bind(&reactor, &TcpListenAuth::new(&auth), addr, server, opts);
+    TcpListener::bind(&reactor, &TcpListenAuth::new(&auth), addr, server, opts)
+        .expect("the runtime runs");
     let err = expect(&rx, "not_listening", |ev| match ev {
         Ev::NotListening(e) => Some(e),
         Ev::Listening(_) => panic!("bound a taken port"),
@@ -870,7 +875,8 @@ fn connect_times_out_when_syns_go_unanswered() {
     let start = Instant::now();
     let client = Pumper::new(tx, 1, 1);
     let connect = TcpConnectAuth::new(&auth);
-    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), client, opts);
+    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), client, opts)
+        .expect("the runtime runs");
     let (_, reason) = attempts_until_failure(&rx, "connected to a full backlog");
     assert!(matches!(reason, ConnectError::TimedOut), "{reason:?}");
     assert!(start.elapsed() >= Duration::from_millis(250));
@@ -893,7 +899,8 @@ fn listens_on_ipv6_loopback_when_available() {
         addr,
         server,
         Default::default(),
-    );
+    )
+    .expect("the runtime runs");
     let bound = expect(&rx, "a bind result", |ev| match ev {
         Ev::Listening(a) => Some(Some(a)),
         Ev::NotListening(e) => {
@@ -940,7 +947,8 @@ fn connects_by_name_trying_each_address_in_turn() {
     let client = Pumper::new(tx, 4096, 1024);
     let connect = TcpConnectAuth::new(&auth);
     let opts = ConnectionOptions::default();
-    TcpConnection::connect(&reactor, &connect, "localhost", addr.port(), client, opts);
+    TcpConnection::connect(&reactor, &connect, "localhost", addr.port(), client, opts)
+        .expect("the runtime runs");
     let attempts = attempts_until(&rx, "the echo", |ev| match ev {
         Ev::Done(n, _) => {
             assert_eq!(*n, 4096);
@@ -963,7 +971,8 @@ fn a_refused_address_falls_through_to_the_next() {
     let client = Pumper::new(tx, 4096, 1024);
     let connect = TcpConnectAuth::new(&auth);
     let opts = ConnectionOptions::default();
-    TcpConnection::connect_addrs(&reactor, &connect, vec![closed_port(), addr], client, opts);
+    TcpConnection::connect_addrs(&reactor, &connect, vec![closed_port(), addr], client, opts)
+        .expect("the runtime runs");
     let attempts = attempts_until(&rx, "the echo", |ev| matches!(ev, Ev::Done(..)));
     assert_eq!(attempts, [1, 2]);
     listener.send(ListenerMsg::Close).unwrap();
@@ -1017,7 +1026,8 @@ fn an_unanswered_address_is_raced_after_the_attempt_delay() {
         ..Default::default()
     };
     let start = Instant::now();
-    TcpConnection::connect_addrs(&reactor, &connect, vec![hole, addr], client, opts);
+    TcpConnection::connect_addrs(&reactor, &connect, vec![hole, addr], client, opts)
+        .expect("the runtime runs");
     let attempts = attempts_until(&rx, "connected", |ev| matches!(ev, Ev::Connected));
     // About the attempt delay, nowhere near the connect timeout.
     assert!(
@@ -1051,7 +1061,8 @@ fn a_refused_address_starts_the_next_at_once() {
         ..Default::default()
     };
     let addrs = vec![closed_port(), closed_port(), addr];
-    TcpConnection::connect_addrs(&reactor, &connect, addrs, client, opts);
+    TcpConnection::connect_addrs(&reactor, &connect, addrs, client, opts)
+        .expect("the runtime runs");
     let attempts = attempts_until(&rx, "the echo", |ev| matches!(ev, Ev::Done(..)));
     assert_eq!(attempts, [1, 2, 3]);
     listener.send(ListenerMsg::Close).unwrap();
@@ -1071,7 +1082,8 @@ fn all_addresses_refused_is_typed() {
     };
     let start = Instant::now();
     let addrs = vec![closed_port(), closed_port(), closed_port()];
-    TcpConnection::connect_addrs(&reactor, &connect, addrs, client, opts);
+    TcpConnection::connect_addrs(&reactor, &connect, addrs, client, opts)
+        .expect("the runtime runs");
     let (attempts, reason) = attempts_until_failure(&rx, "connected to a closed port");
     assert!(matches!(reason, ConnectError::Refused), "{reason:?}");
     assert_eq!(attempts, [1, 2, 3]);
@@ -1100,7 +1112,8 @@ fn racing_unanswered_addresses_times_out_as_a_whole() {
         ..Default::default()
     };
     let start = Instant::now();
-    TcpConnection::connect_addrs(&reactor, &connect, vec![hole, hole, hole], client, opts);
+    TcpConnection::connect_addrs(&reactor, &connect, vec![hole, hole, hole], client, opts)
+        .expect("the runtime runs");
     let (attempts, reason) = attempts_until_failure(&rx, "connected to a full backlog");
     assert!(matches!(reason, ConnectError::TimedOut), "{reason:?}");
     // All three ran side by side; the timeout bounds the whole connect, not each attempt.
@@ -1140,7 +1153,8 @@ fn socket_options_are_applied_and_read_back() {
         ..ConnectionOptions::default()
     };
     let handler = OptionsReporter { out: tx.clone() };
-    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), handler, tuned);
+    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), handler, tuned)
+        .expect("the runtime runs");
     let got = rx.recv_timeout(WAIT).unwrap().expect("read back");
     assert_eq!(got.keepalive, Some(true));
     assert_eq!(got.nodelay, Some(false));
@@ -1150,7 +1164,8 @@ fn socket_options_are_applied_and_read_back() {
 
     let handler = OptionsReporter { out: tx };
     let plain = ConnectionOptions::default();
-    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), handler, plain);
+    TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), handler, plain)
+        .expect("the runtime runs");
     let got = rx.recv_timeout(WAIT).unwrap().expect("read back");
     assert_eq!(got.keepalive, Some(false), "keepalive is off by default");
     assert_eq!(got.nodelay, Some(true), "TCP_NODELAY is on by default");

@@ -90,7 +90,7 @@ pub use actor::Actor;
 pub use actor_ref::ActorRef;
 pub use auth::AmbientAuth;
 pub use context::Context;
-pub use error::{AskError, BuildError, OutsideBehaviour, SendError, TrySendError};
+pub use error::{AskError, BuildError, OutsideBehaviour, SendError, SpawnError, TrySendError};
 pub use id::ActorId;
 pub use metrics::{Metrics, WorkerMetrics};
 pub use monitor::{ActorDown, DownReason};

@@ -1,7 +1,7 @@
 //! [`Runtime`]: building, feeding, waiting for and shutting down a set of workers.
 
 use crate::auth::AmbientAuth;
-use crate::error::BuildError;
+use crate::error::{BuildError, SpawnError};
 use crate::metrics::Metrics;
 use crate::scheduler::{Shared, Worker};
 use crate::timer::Wheel;
@@ -222,6 +222,10 @@ impl Runtime {
     }
 
     /// Spawns an actor. Its `started` hook runs on a worker before its first message.
+    ///
+    /// This cannot fail: the runtime has not ended while you hold it. (If it has already become
+    /// quiescent, which only a [`wait_timeout`](Runtime::wait_timeout) that timed out lets you
+    /// see, the actor never runs and is stopped with the others when the runtime is finished.)
     pub fn spawn<A: Actor>(&self, actor: A) -> ActorRef<A> {
         self.shared.spawn(actor, None)
     }
@@ -331,8 +335,35 @@ impl RuntimeHandle {
     }
 
     /// Spawns an actor (from a worker, it starts on that worker unless stolen).
-    pub fn spawn<A: Actor>(&self, actor: A) -> ActorRef<A> {
-        crate::scheduler::Worker::with_current(&self.shared, |w| self.shared.spawn(actor, w))
+    ///
+    /// A handle outlives its runtime. Once the runtime no longer runs (it became quiescent, was
+    /// shut down, or a [`wait`](Runtime::wait) returned), nothing would ever run the actor, so
+    /// the spawn fails and hands it back in the [`SpawnError`]. On a worker of this runtime (from
+    /// inside a behaviour) it always succeeds, like [`Context::spawn`](crate::Context::spawn).
+    ///
+    /// ```
+    /// use rein::{Actor, Context, Runtime};
+    ///
+    /// struct Worker(u32);
+    /// impl Actor for Worker {
+    ///     type Msg = ();
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: ()) {}
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let handle = rt.handle();
+    /// assert!(handle.spawn(Worker(1)).is_ok());
+    /// rt.wait();
+    /// // The runtime has ended: the actor comes back instead of being left unrunnable.
+    /// let refused = handle.spawn(Worker(2)).unwrap_err();
+    /// assert_eq!(refused.into_inner().0, 2);
+    /// ```
+    pub fn spawn<A: Actor>(&self, actor: A) -> Result<ActorRef<A>, SpawnError<A>> {
+        crate::scheduler::Worker::with_current(&self.shared, |w| {
+            self.shared
+                .try_spawn(actor, w, true)
+                .map_err(SpawnError::new)
+        })
     }
 
     /// The current figures.

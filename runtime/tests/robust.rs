@@ -1,5 +1,6 @@
 //! Robustness: panics in user code that runs outside a behaviour never take a thread of the
-//! runtime down, and huge durations mean "never" instead of overflowing.
+//! runtime down, huge durations mean "never" instead of overflowing, and spawning on a runtime
+//! that has ended hands the actor back.
 //!
 //! Every test here ends with the runtime reaching quiescence within [`common::LIMIT`] and other
 //! actors still working after the panic: on a runtime whose worker died, `wait` would hang.
@@ -7,7 +8,7 @@
 mod common;
 
 use common::{runtime, until, wait, LIMIT};
-use rein::{Actor, ActorDown, ActorRef, Context, ReplyTo, Timer};
+use rein::{Actor, ActorDown, ActorRef, Context, ReplyTo, SpawnError, Timer};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -379,4 +380,79 @@ fn send_timeout_accepts_duration_max_and_waits_out_the_pressure() {
         report.metrics.overloads > 0,
         "the sender never met pressure"
     );
+}
+
+/// Counts its drops; the number identifies it.
+struct Counted(Arc<AtomicUsize>, u32);
+
+impl Actor for Counted {
+    type Msg = ();
+    fn handle(&mut self, _: &mut Context<Self>, _: ()) {}
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn spawning_through_a_handle_after_the_runtime_ended_hands_the_actor_back() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    for shut_down in [false, true] {
+        let rt = runtime(2);
+        let handle = rt.handle();
+        let live = handle.spawn(Counted(dropped.clone(), 1)).expect("running");
+        live.send(()).unwrap();
+        let report = if shut_down { rt.shutdown() } else { wait(rt) };
+        assert_eq!(report.metrics.spawned, 1);
+        let before = dropped.load(SeqCst);
+        let refused: SpawnError<Counted> = handle
+            .spawn(Counted(dropped.clone(), 2))
+            .expect_err("the runtime has ended");
+        assert_eq!(
+            dropped.load(SeqCst),
+            before,
+            "the refused actor was dropped"
+        );
+        assert!(refused.to_string().contains("ended"));
+        assert_eq!(refused.into_inner().1, 2);
+        assert_eq!(dropped.load(SeqCst), before + 1);
+        assert_eq!(handle.metrics().spawned, 1, "nothing was spawned");
+        assert!(!handle.is_running());
+    }
+}
+
+#[test]
+fn spawns_racing_a_shutdown_are_either_stopped_or_handed_back() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let rt = runtime(2);
+    let handle = rt.handle();
+    let spawners: Vec<_> = (0..4)
+        .map(|_| {
+            let handle = handle.clone();
+            let dropped = dropped.clone();
+            std::thread::spawn(move || {
+                let mut made = 0;
+                loop {
+                    made += 1;
+                    match handle.spawn(Counted(dropped.clone(), made)) {
+                        Ok(actor) => drop(actor),
+                        Err(refused) => {
+                            drop(refused);
+                            return made;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(20));
+    let report = rt.shutdown();
+    let made: u32 = spawners.into_iter().map(|s| s.join().unwrap()).sum();
+    // Every accepted actor was stopped by the shutdown (or collected), every refused one came
+    // back: none is left alive with nothing to run it.
+    assert_eq!(report.metrics.spawned + 4, u64::from(made));
+    drop(handle);
+    assert_eq!(dropped.load(SeqCst), made as usize);
 }

@@ -191,7 +191,8 @@ fn serve(
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listen = TcpListenAuth::new(auth);
     let opts = ListenOptions::default();
-    let listener = TcpListener::bind(reactor, &listen, addr, Server { listening: tx }, opts);
+    let listener = TcpListener::bind(reactor, &listen, addr, Server { listening: tx }, opts)
+        .expect("the runtime runs");
     match rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(addr)) => {
             println!("listening on {addr}");
@@ -213,7 +214,8 @@ fn run_client(reactor: &Reactor, auth: &AmbientAuth, port: u16, bytes: usize) {
     };
     let connect = TcpConnectAuth::new(auth);
     let opts = ConnectionOptions::default();
-    TcpConnection::connect(reactor, &connect, "127.0.0.1", port, client, opts);
+    TcpConnection::connect(reactor, &connect, "127.0.0.1", port, client, opts)
+        .expect("the runtime runs");
     match rx.recv() {
         Ok(Outcome::Done {
             bytes: got,

@@ -352,7 +352,8 @@ fn main() {
             listening: listen_tx,
         },
         ListenOptions::default(),
-    );
+    )
+    .expect("the runtime runs");
     let addr = match listen_rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(addr)) => addr,
         Ok(Err(e)) => fail(e),
@@ -376,7 +377,8 @@ fn main() {
             closed: client_closed.clone(),
         },
         ConnectionOptions::default(),
-    );
+    )
+    .expect("the runtime runs");
     let writer = match conn_rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(w)) => w,
         Ok(Err(e)) => fail(format_args!("cannot connect: {e}")),

@@ -138,16 +138,30 @@ impl Shared {
         self.state.load(Relaxed) == RUNNING
     }
 
-    pub(crate) fn spawn<A: Actor>(
+    /// Spawns `actor`. On a worker of this runtime it always succeeds (a runtime that is shutting
+    /// down stops it in its final sweep, after joining the workers). From anywhere else, with
+    /// `only_if_open`, it hands the actor back once the runtime no longer runs: after that nothing
+    /// would ever run it or stop it, and the cell would leak (it refers to `Shared`, and `Shared`'s
+    /// injector would refer to it). Without `only_if_open` (the owner's `Runtime::spawn`, and
+    /// `Context::spawn` in a `stopped` hook at shutdown) the caller guarantees that the final sweep
+    /// is still to come.
+    pub(crate) fn try_spawn<A: Actor>(
         self: &Arc<Self>,
         actor: A,
         worker: Option<&Worker>,
-    ) -> ActorRef<A> {
-        let id = ActorId(self.next_id.fetch_add(1, Relaxed));
+        only_if_open: bool,
+    ) -> Result<ActorRef<A>, A> {
         let shard = worker.map_or(self.threads(), |w| w.index());
+        let mut registry = self.registry.lock(shard);
+        // Under the shard lock, which the shutdown sweep takes after closing the runtime: either
+        // the sweep will find this actor, or this load sees the runtime closed (see `registry`).
+        if worker.is_none() && only_if_open && !self.is_open() {
+            return Err(actor);
+        }
+        let id = ActorId(self.next_id.fetch_add(1, Relaxed));
         let cell = Arc::new_cyclic(|weak: &Weak<Cell<A>>| {
             let entry: Weak<dyn Runnable> = weak.clone();
-            let slot = self.registry.insert(shard, entry);
+            let slot = registry.insert(entry);
             Cell::new(actor, Cell::<A>::new_header(self.clone(), id, slot))
         });
         self.counters.spawned.inc();
@@ -155,12 +169,27 @@ impl Shared {
         // queue rather than the next-slot, so a burst of spawns spreads over the workers.
         match worker {
             Some(w) => {
+                drop(registry);
                 w.activation_started();
                 w.push_back(cell.clone());
             }
+            // Queued before the lock is released, so that the sweep that finds the entry also
+            // finds the task (it clears the injector after stopping what it found).
             None => self.push_external(cell.clone()),
         }
-        ActorRef::from_cell(cell)
+        Ok(ActorRef::from_cell(cell))
+    }
+
+    /// Spawns `actor` unconditionally (see [`try_spawn`](Self::try_spawn)).
+    pub(crate) fn spawn<A: Actor>(
+        self: &Arc<Self>,
+        actor: A,
+        worker: Option<&Worker>,
+    ) -> ActorRef<A> {
+        match self.try_spawn(actor, worker, false) {
+            Ok(actor_ref) => actor_ref,
+            Err(_) => unreachable!("a spawn that need not find the runtime open never fails"),
+        }
     }
 
     /// A worker thread died of a panic outside any behaviour: a runtime bug, since every piece of

@@ -104,7 +104,8 @@ impl Rein {
             "127.0.0.1:0".parse().unwrap(),
             EchoServer(tx),
             ListenOptions::default(),
-        );
+        )
+        .expect("the runtime runs");
         let addr = rx.recv_timeout(Duration::from_secs(10)).expect("listening");
         Box::new(Rein {
             rt,
