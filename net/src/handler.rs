@@ -235,6 +235,9 @@ pub enum ConnectError {
     Aborted,
     /// Another error.
     Io(io::Error),
+    /// The runtime had already ended when the connection was asked for: no connection actor
+    /// could be made (the handler hears this at once, on the caller's thread).
+    RuntimeEnded,
 }
 
 impl ConnectError {
@@ -256,6 +259,7 @@ impl fmt::Display for ConnectError {
             ConnectError::TimedOut => f.write_str("connect timed out"),
             ConnectError::Aborted => f.write_str("the connect was aborted"),
             ConnectError::Io(e) => write!(f, "connect failed: {e}"),
+            ConnectError::RuntimeEnded => f.write_str("the runtime has ended"),
         }
     }
 }

@@ -57,6 +57,9 @@ pub enum BindError {
     PermissionDenied(SocketAddr),
     /// Another error.
     Io(SocketAddr, io::Error),
+    /// The runtime had already ended when the listener was asked for (the notify hears this
+    /// at once, on the caller's thread).
+    RuntimeEnded(SocketAddr),
 }
 
 impl BindError {
@@ -77,6 +80,9 @@ impl fmt::Display for BindError {
             BindError::AddrNotAvailable(a) => write!(f, "{a} is not a local address"),
             BindError::PermissionDenied(a) => write!(f, "not allowed to bind {a}"),
             BindError::Io(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            BindError::RuntimeEnded(a) => {
+                write!(f, "cannot listen on {a}: the runtime has ended")
+            }
         }
     }
 }
@@ -194,6 +200,8 @@ enum Again {
 impl<N: ListenNotify> TcpListener<N> {
     /// Spawns a listener on `addr` (IPv4 or IPv6; port 0 picks a free port, reported to
     /// [`ListenNotify::listening`]) and returns its address; [`ListenerRef::close`] stops it.
+    /// If the runtime has ended, `notify` hears [`BindError::RuntimeEnded`] at once, on this
+    /// thread, and the address returned is closed.
     pub fn bind(
         reactor: &Reactor,
         auth: &TcpListenAuth,
@@ -201,7 +209,7 @@ impl<N: ListenNotify> TcpListener<N> {
         notify: N,
         opts: ListenOptions,
     ) -> ListenerRef {
-        let listener = reactor.runtime().spawn(TcpListener {
+        let spawned = reactor.runtime().spawn(TcpListener {
             notify,
             reactor: reactor.clone(),
             auth: auth.clone(),
@@ -212,8 +220,19 @@ impl<N: ListenNotify> TcpListener<N> {
             accepting: Accepting::Open,
             again: Again::No,
         });
-        ListenerRef {
-            to: listener.recipient(),
+        match spawned {
+            Ok(listener) => ListenerRef {
+                to: listener.recipient(),
+            },
+            Err(refused) => {
+                let mut listener = refused.into_inner();
+                listener
+                    .notify
+                    .not_listening(BindError::RuntimeEnded(listener.addr));
+                ListenerRef {
+                    to: Recipient::closed(),
+                }
+            }
         }
     }
 

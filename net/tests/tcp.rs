@@ -1498,3 +1498,49 @@ fn a_muted_connection_stops_reading_until_the_peer_cannot_write() {
     listener.close();
     finish(rt, &reactor);
 }
+
+#[test]
+fn connecting_or_listening_after_the_runtime_ended_is_a_typed_error() {
+    let (rt, auth, reactor) = setup();
+    let report = rt.wait_timeout(WAIT).expect("an idle runtime ends");
+    assert!(report.quiescent);
+    // A connect: the handler hears why at once, and the address refuses everything.
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, 10, 10);
+    let conn = TcpConnection::connect(
+        &reactor,
+        &TcpConnectAuth::new(&auth),
+        "127.0.0.1",
+        1,
+        client,
+        ConnectionOptions::default(),
+    );
+    match rx.try_recv() {
+        Ok(Ev::ConnectFailed(ConnectError::RuntimeEnded)) => {}
+        other => panic!("expected connect_failed(RuntimeEnded), got {other:?}"),
+    }
+    assert!(conn.is_closed());
+    assert!(conn.send(()).is_err());
+    assert!(conn.write("late").is_err());
+    assert!(!conn.close());
+    // A bind: the notify hears why at once.
+    let (tx, rx) = channel();
+    let server = Server {
+        events: tx,
+        make: || Echo::new(None),
+    };
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let listener = TcpListener::bind(
+        &reactor,
+        &TcpListenAuth::new(&auth),
+        addr,
+        server,
+        ListenOptions::default(),
+    );
+    match rx.try_recv() {
+        Ok(Ev::NotListening(e)) => assert!(e.contains("runtime has ended"), "{e}"),
+        other => panic!("expected not_listening(RuntimeEnded), got {other:?}"),
+    }
+    assert!(listener.is_closed());
+    assert!(!listener.close());
+}

@@ -37,8 +37,9 @@ impl<A: Actor> ActorRef<A> {
             .map_err(SendError)
     }
 
-    /// Sends a request built around a fresh [`ReplyTo`] and waits up to `timeout` for the answer.
-    /// For code outside the runtime; on a worker thread it fails with
+    /// Sends a request built around a fresh [`ReplyTo`] and waits up to `timeout` for the answer
+    /// (a timeout too large to be represented as an instant, such as `Duration::MAX`, means no
+    /// deadline). For code outside the runtime; on a worker thread it fails with
     /// [`AskError::OnWorkerThread`] rather than block other actors.
     ///
     /// ```
@@ -94,6 +95,7 @@ impl<A: Actor> ActorRef<A> {
 
     /// A pressure-aware send for threads outside the runtime: waits (sleeping, with backoff up
     /// to 1 ms) while the receiver is pressured, up to `timeout`, then gives the message back.
+    /// A timeout too large to be represented as an instant (`Duration::MAX`) means no deadline.
     ///
     /// ```
     /// # use rein::{Actor, Context};
@@ -108,18 +110,19 @@ impl<A: Actor> ActorRef<A> {
     /// rt.wait();
     /// ```
     pub fn send_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<(), TrySendError<A::Msg>> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = std::time::Instant::now().checked_add(timeout);
         let mut pause = Duration::from_micros(20);
         let mut msg = msg;
         loop {
             match self.try_send(msg) {
                 Err(TrySendError::Pressured(m)) => {
                     let now = std::time::Instant::now();
-                    if now >= deadline {
+                    let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
+                    if left.is_zero() {
                         return Err(TrySendError::Pressured(m));
                     }
                     msg = m;
-                    std::thread::sleep(pause.min(deadline - now));
+                    std::thread::sleep(pause.min(left));
                     pause = (pause * 2).min(Duration::from_millis(1));
                 }
                 other => return other,

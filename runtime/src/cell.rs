@@ -227,7 +227,8 @@ impl Header {
             }
         });
         if let Some((notify, down)) = already {
-            notify(&down);
+            // A monitor runs user code (the watcher's `From<ActorDown>`): contain it.
+            self.shared.counters.contained(|| notify(&down));
         }
     }
 
@@ -242,7 +243,10 @@ impl Header {
             std::mem::take(&mut l.aux.monitors)
         });
         for notify in monitors {
-            notify(&down);
+            // Each monitor runs user code (a `From<ActorDown>`, the message's `Drop` if the
+            // watcher has stopped): a panic there must not skip the others nor unwind into the
+            // worker that runs this stop.
+            self.shared.counters.contained(|| notify(&down));
         }
     }
 }
@@ -321,12 +325,12 @@ impl<A: Actor> Cell<A> {
         After::Continue
     }
 
-    /// Drops every linked message, counting them.
+    /// Drops every linked message, counting them (and any panic in their `Drop`).
     fn drain(&self) -> usize {
         let mut n = 0;
         // SAFETY: called only by the thread that holds the activation (or at shutdown).
         while let Some(msg) = unsafe { self.mailbox.pop() } {
-            let _ = catch_unwind(AssertUnwindSafe(|| drop(msg)));
+            self.header.shared.counters.contained(move || drop(msg));
             n += 1;
         }
         n
@@ -345,13 +349,9 @@ impl<A: Actor> Cell<A> {
         if let Some(mut actor) = turn.actor.take() {
             if turn.started && reason != DownReason::Panicked {
                 let mut ctx = Context::new(self, worker);
-                if catch_unwind(AssertUnwindSafe(|| actor.stopped(&mut ctx))).is_err() {
-                    shared.counters.panics.inc();
-                }
+                shared.counters.contained(|| actor.stopped(&mut ctx));
             }
-            if catch_unwind(AssertUnwindSafe(move || drop(actor))).is_err() {
-                shared.counters.panics.inc();
-            }
+            shared.counters.contained(move || drop(actor));
         }
         if reason == DownReason::Panicked {
             shared.counters.panics.inc();
@@ -525,9 +525,13 @@ impl<A: Actor> Runnable for Cell<A> {
 
 impl<A: Actor> Drop for Cell<A> {
     fn drop(&mut self) {
-        if self.turn.get_mut().actor.is_some() {
+        // The last reference can go anywhere: on a worker (a finished turn, a stale lingering
+        // entry), the timer or I/O thread, a user's thread. The actor's and the messages' `Drop`
+        // run here, so contain them: a panic must not unwind into whoever dropped the reference.
+        if let Some(actor) = self.turn.get_mut().actor.take() {
             // Nothing could reach it any more: collected without a stop.
             self.header.shared.counters.collected.inc();
+            self.header.shared.counters.contained(move || drop(actor));
         }
         let queued = self.drain();
         self.header.shared.counters.dropped.add(queued as u64);

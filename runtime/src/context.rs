@@ -77,6 +77,9 @@ impl<'a, A: Actor> Context<'a, A> {
     /// Delivers `msg` to this actor after `delay`. The timer does not keep the runtime alive:
     /// if everything else is done, the runtime ends without waiting for it (see
     /// [`after_keeping_alive`](Context::after_keeping_alive)).
+    ///
+    /// A delay too large to be represented as an instant (`Duration::MAX`) means never: the timer
+    /// stays pending until cancelled. The same holds for every timer method.
     pub fn after(&self, delay: Duration, msg: A::Msg) -> Timer {
         self.timer(delay, None, false, once(msg))
     }
@@ -88,7 +91,9 @@ impl<'a, A: Actor> Context<'a, A> {
     }
 
     /// Delivers a clone of `msg` every `period` until cancelled or this actor stops. It does not
-    /// keep the runtime alive.
+    /// keep the runtime alive. The clone is made on the timer thread; if it panics, the timer
+    /// ends (the panic is counted in [`Metrics::panics`](crate::Metrics::panics)) and the actor
+    /// is told nothing.
     pub fn every(&self, period: Duration, msg: A::Msg) -> Timer
     where
         A::Msg: Clone,

@@ -28,6 +28,42 @@ impl<M> fmt::Display for SendError<M> {
 
 impl<M> std::error::Error for SendError<M> {}
 
+/// A spawn through a [`RuntimeHandle`](crate::RuntimeHandle) whose runtime no longer runs
+/// (quiescent, shut down, or finished). The actor is returned, never run and never dropped.
+///
+/// It is boxed so that `Result<ActorRef<A>, SpawnError<A>>` stays small whatever the actor's
+/// size; a refused spawn is rare and pays for the allocation.
+pub struct SpawnError<A> {
+    actor: Box<A>,
+}
+
+impl<A> SpawnError<A> {
+    pub(crate) fn new(actor: A) -> Self {
+        SpawnError {
+            actor: Box::new(actor),
+        }
+    }
+
+    /// Takes the actor back.
+    pub fn into_inner(self) -> A {
+        *self.actor
+    }
+}
+
+impl<A> fmt::Debug for SpawnError<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SpawnError(..)")
+    }
+}
+
+impl<A> fmt::Display for SpawnError<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the runtime has ended; the actor is returned")
+    }
+}
+
+impl<A> std::error::Error for SpawnError<A> {}
+
 /// Why an [`ask`](crate::ActorRef::ask) produced no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AskError {

@@ -7,6 +7,10 @@ use std::fmt;
 pub struct ActorId(pub(crate) u64);
 
 impl ActorId {
+    /// The identity of no actor (actor ids start at 1): what a
+    /// [closed](crate::Recipient::closed) address reports.
+    pub const NONE: ActorId = ActorId(0);
+
     /// The raw number, unique within one process.
     pub fn as_u64(self) -> u64 {
         self.0

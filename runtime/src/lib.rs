@@ -55,6 +55,16 @@
 //! one refused mute leaves one mailbox of the cycle to grow by what its refused sender handles
 //! while the cycle is closed.
 //!
+//! ## Panics
+//!
+//! A panic in a behaviour (or in `started`) stops that actor only; its monitors hear
+//! [`DownReason::Panicked`]. A panic in your code anywhere else the runtime calls it (an actor's
+//! or a message's `Drop`, a `From` conversion behind a [`Recipient`] or a monitor, a periodic
+//! timer's `Clone`, a `stopped` hook) is contained and counted in [`Metrics::panics`]: it costs
+//! that message, notice or timer, never a runtime thread. A worker that dies anyway (a runtime
+//! bug) ends the runtime at once with [`Report::worker_panics`] set, rather than leave
+//! [`Runtime::wait`] waiting for work it can no longer run.
+//!
 //! See `docs/architecture.md` in the repository for how a message travels and why each atomic
 //! ordering is what it is.
 
@@ -88,7 +98,7 @@ pub use actor::Actor;
 pub use actor_ref::ActorRef;
 pub use auth::AmbientAuth;
 pub use context::Context;
-pub use error::{AskError, BuildError, OutsideBehaviour, SendError, TrySendError};
+pub use error::{AskError, BuildError, OutsideBehaviour, SendError, SpawnError, TrySendError};
 pub use id::ActorId;
 pub use metrics::{Metrics, WorkerMetrics};
 pub use monitor::{ActorDown, DownReason};

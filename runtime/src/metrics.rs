@@ -6,6 +6,7 @@
 
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 const STRIPES: usize = 8;
@@ -29,7 +30,7 @@ fn stripe() -> usize {
 }
 
 impl Counter {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Counter {
             stripes: Default::default(),
         }
@@ -49,6 +50,20 @@ impl Counter {
 
     pub(crate) fn get(&self) -> u64 {
         self.stripes.iter().map(|s| s.load(Relaxed)).sum()
+    }
+}
+
+/// Runs `f`, counting a panic in `panics` instead of letting it unwind. See
+/// [`Counters::contained`].
+pub(crate) fn contain<R>(panics: &Counter, f: impl FnOnce() -> R) -> Option<R> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(payload) => {
+            panics.inc();
+            // The payload is user data too; its drop is the last user code of this panic.
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            None
+        }
     }
 }
 
@@ -73,6 +88,16 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// Runs user code that runs outside any behaviour (a `Drop`, a `From` conversion, a `Clone`,
+    /// a monitor), so that a panic in it costs only what it was doing: the panic is counted and
+    /// the caller, often a worker or the timer thread, carries on. Returns `None` if it panicked.
+    ///
+    /// A panic there must not unwind into the runtime: a worker that dies holds activations that
+    /// nobody else can ever run, and the runtime could then never become quiescent.
+    pub(crate) fn contained<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        contain(&self.panics, f)
+    }
+
     pub(crate) fn new() -> Self {
         Counters {
             spawned: Counter::new(),

@@ -16,7 +16,8 @@ type DeliverFn<M> = fn(&Task, M) -> Result<(), M>;
 /// concrete type. Sending converts `M` with `From` and costs the same as
 /// [`ActorRef::send`](crate::ActorRef::send).
 pub struct Recipient<M> {
-    task: Task,
+    /// `None` for [`Recipient::closed`]: no actor, every send is handed back.
+    task: Option<Task>,
     deliver: DeliverFn<M>,
 }
 
@@ -27,17 +28,23 @@ where
     // SAFETY: this function is only stored next to a task made from an `Arc<Cell<A>>` for this
     // very `A` (see `Recipient::new`), so the data pointer is a `Cell<A>`.
     let cell = unsafe { &*(Arc::as_ptr(task) as *const Cell<A>) };
-    if !crate::cell::Runnable::header(cell).is_open() {
+    let header = crate::cell::Runnable::header(cell);
+    if !header.is_open() {
         return Err(msg);
     }
+    let counters = &header.shared.counters;
+    // The conversion is the receiver's code, run on the sender's thread (a behaviour, the timer
+    // or I/O thread, a reply): a panic in it loses this message, counted as a panic and as
+    // dropped, and neither kills that thread nor blames the sender.
+    let Some(converted) = counters.contained(move || A::Msg::from(msg)) else {
+        counters.dropped.inc();
+        return Ok(());
+    };
     // A stop racing in after the check refuses the converted message, which cannot be turned
     // back into an `M`: count it as dropped, like the messages a stop finds queued.
-    if cell.send(A::Msg::from(msg), || task.clone()).is_err() {
-        crate::cell::Runnable::header(cell)
-            .shared
-            .counters
-            .dropped
-            .inc();
+    if let Err(refused) = cell.send(converted, || task.clone()) {
+        counters.dropped.inc();
+        counters.contained(move || drop(refused));
     }
     Ok(())
 }
@@ -48,29 +55,57 @@ impl<M: Send + 'static> Recipient<M> {
         A::Msg: From<M>,
     {
         Recipient {
-            task: cell,
+            task: Some(cell),
             deliver: deliver::<A, M>,
         }
     }
 
+    /// An address with no actor behind it: every send is handed back, and it counts as
+    /// stopped. For APIs that must return an address when no actor could be made (say, a
+    /// component started after its runtime ended), so that callers need no special case.
+    ///
+    /// ```
+    /// let nobody = rein::Recipient::<u32>::closed();
+    /// assert!(nobody.is_stopped());
+    /// assert_eq!(nobody.send(7).unwrap_err().into_inner(), 7);
+    /// ```
+    pub fn closed() -> Self {
+        fn refuse<M>(_: &Task, msg: M) -> Result<(), M> {
+            Err(msg)
+        }
+        Recipient {
+            task: None,
+            deliver: refuse::<M>,
+        }
+    }
+
     /// Sends `msg`; hands it back if the actor has stopped.
+    ///
+    /// The conversion (`From<M>`) runs on the calling thread. If it panics, the message is lost:
+    /// the send still returns `Ok`, and the runtime counts a panic and a dropped message
+    /// ([`Metrics::panics`](crate::Metrics::panics),
+    /// [`Metrics::dropped_messages`](crate::Metrics::dropped_messages)).
     #[inline]
     pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
-        (self.deliver)(&self.task, msg).map_err(SendError)
+        match &self.task {
+            Some(task) => (self.deliver)(task, msg).map_err(SendError),
+            None => Err(SendError(msg)),
+        }
     }
 
-    /// The identity of the actor behind this address.
+    /// The identity of the actor behind this address ([`ActorId::NONE`] for a
+    /// [closed](Recipient::closed) one).
     pub fn id(&self) -> ActorId {
-        self.header().id
+        self.header().map_or(ActorId::NONE, |h| h.id)
     }
 
-    /// Whether the actor behind it has stopped.
+    /// Whether the actor behind it has stopped (always, for a [closed](Recipient::closed) one).
     pub fn is_stopped(&self) -> bool {
-        !self.header().is_open()
+        !matches!(self.header(), Some(h) if h.is_open())
     }
 
-    fn header(&self) -> &Header {
-        self.task.header()
+    fn header(&self) -> Option<&Header> {
+        self.task.as_ref().map(|t| t.header())
     }
 }
 
@@ -85,6 +120,7 @@ impl<M> Clone for Recipient<M> {
 
 impl<M> fmt::Debug for Recipient<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Recipient({})", self.task.header().id)
+        let id = self.task.as_ref().map_or(ActorId::NONE, |t| t.header().id);
+        write!(f, "Recipient({id})")
     }
 }

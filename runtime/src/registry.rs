@@ -4,10 +4,15 @@
 //! Sharded by the worker that spawns (plus one shard for outside threads), so a spawn takes an
 //! uncontended lock. Entries are weak: the registry never keeps an actor alive. An entry is
 //! removed when its cell is dropped.
+//!
+//! A spawn from outside the workers checks that the runtime still runs *under its shard's lock*
+//! (see [`Registry::lock`]): the shutdown sweep takes every shard's lock after closing the runtime,
+//! so a spawn either lands in the registry before the sweep looks (and is stopped by it) or sees
+//! the runtime closed and hands the actor back. Nothing spawned can be stranded after the end.
 
 use crate::cell::{Runnable, Task};
 use crossbeam_utils::CachePadded;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use std::sync::Weak;
 
 /// Where a cell's entry lives.
@@ -34,22 +39,13 @@ impl Registry {
         }
     }
 
-    pub(crate) fn insert(&self, shard: usize, entry: Weak<dyn Runnable>) -> Slot {
+    /// Locks one shard, to insert into it (and, for a spawn from outside, to check under the same
+    /// lock that the runtime still runs).
+    pub(crate) fn lock(&self, shard: usize) -> ShardGuard<'_> {
         let shard = shard % self.shards.len();
-        let mut s = self.shards[shard].lock();
-        let index = match s.free.pop() {
-            Some(i) => {
-                s.entries[i as usize] = Some(entry);
-                i
-            }
-            None => {
-                s.entries.push(Some(entry));
-                (s.entries.len() - 1) as u32
-            }
-        };
-        Slot {
-            shard: shard as u32,
-            index,
+        ShardGuard {
+            shard,
+            guard: self.shards[shard].lock(),
         }
     }
 
@@ -70,5 +66,31 @@ impl Registry {
             out.extend(s.entries.iter().flatten().filter_map(Weak::upgrade));
         }
         out
+    }
+}
+
+/// One locked shard of the registry.
+pub(crate) struct ShardGuard<'a> {
+    shard: usize,
+    guard: MutexGuard<'a, Shard>,
+}
+
+impl ShardGuard<'_> {
+    pub(crate) fn insert(&mut self, entry: Weak<dyn Runnable>) -> Slot {
+        let s = &mut *self.guard;
+        let index = match s.free.pop() {
+            Some(i) => {
+                s.entries[i as usize] = Some(entry);
+                i
+            }
+            None => {
+                s.entries.push(Some(entry));
+                (s.entries.len() - 1) as u32
+            }
+        };
+        Slot {
+            shard: self.shard as u32,
+            index,
+        }
     }
 }

@@ -98,8 +98,10 @@ impl<R> OneShot<R> {
         }
     }
 
+    /// Waits for the answer. A timeout too large to be represented as an instant means no
+    /// deadline.
     pub(crate) fn wait(&self, timeout: Duration) -> Result<R, AskError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let mut slot = self.slot.lock();
         loop {
             match std::mem::replace(&mut *slot, Slot::Closed) {
@@ -107,6 +109,10 @@ impl<R> OneShot<R> {
                 Slot::Closed => return Err(AskError::NoReply),
                 Slot::Waiting => *slot = Slot::Waiting,
             }
+            let Some(deadline) = deadline else {
+                self.ready.wait(&mut slot);
+                continue;
+            };
             if self.ready.wait_until(&mut slot, deadline).timed_out()
                 && matches!(*slot, Slot::Waiting)
             {

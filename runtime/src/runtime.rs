@@ -1,12 +1,13 @@
 //! [`Runtime`]: building, feeding, waiting for and shutting down a set of workers.
 
 use crate::auth::AmbientAuth;
-use crate::error::BuildError;
+use crate::error::{BuildError, SpawnError};
 use crate::metrics::Metrics;
 use crate::scheduler::{Shared, Worker};
 use crate::timer::Wheel;
 use crate::{Actor, ActorRef};
 use crossbeam_utils::sync::Parker;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -193,7 +194,18 @@ impl Builder {
             let shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{index}", config.thread_name))
-                .spawn(move || Worker::new(index, shared, local, parker).run());
+                .spawn(move || {
+                    let worker = Worker::new(index, shared.clone(), local, parker);
+                    // User code runs contained (behaviours, hooks, drops, conversions), so a
+                    // panic that reaches this point is a runtime bug. Never let it hang `wait`:
+                    // end the runtime (see `Shared::worker_died`), then let the thread die so that
+                    // `finish` counts it in `Report::worker_panics`.
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| worker.run())) {
+                        shared.worker_died();
+                        drop(worker);
+                        resume_unwind(panic);
+                    }
+                });
             match spawned {
                 Ok(handle) => runtime.threads.push(handle),
                 // Dropping `runtime` shuts down the workers already started.
@@ -241,7 +253,10 @@ pub struct Report {
     pub quiescent: bool,
     /// Messages still queued when the runtime ended, dropped with their actors.
     pub undelivered: u64,
-    /// Worker threads that died of a panic outside any behaviour (a runtime bug; expect 0).
+    /// Worker threads that died of a panic outside any behaviour (a runtime bug; expect 0). The
+    /// first such death ends the runtime at once, as [`shutdown`](Runtime::shutdown) would (the
+    /// report is then not `quiescent`): what the dead worker held could never run, and waiting for
+    /// quiescence would hang.
     pub worker_panics: usize,
     /// The final figures.
     pub metrics: Metrics,
@@ -259,6 +274,10 @@ impl Runtime {
     }
 
     /// Spawns an actor. Its `started` hook runs on a worker before its first message.
+    ///
+    /// This cannot fail: the runtime has not ended while you hold it. (If it has already become
+    /// quiescent, which only a [`wait_timeout`](Runtime::wait_timeout) that timed out lets you
+    /// see, the actor never runs and is stopped with the others when the runtime is finished.)
     pub fn spawn<A: Actor>(&self, actor: A) -> ActorRef<A> {
         self.shared.spawn(actor, None)
     }
@@ -286,12 +305,13 @@ impl Runtime {
     }
 
     /// Like [`wait`](Runtime::wait) but gives up after `timeout`, handing the runtime back
-    /// (still armed: it will end by itself once quiescent).
+    /// (still armed: it will end by itself once quiescent). A timeout too large to be represented
+    /// as an instant (`Duration::MAX`) means no deadline, as in `wait`.
     pub fn wait_timeout(mut self, timeout: Duration) -> Result<Report, Runtime> {
         self.shared.arm();
         if self
             .shared
-            .wait_until_stopped(Some(Instant::now() + timeout))
+            .wait_until_stopped(Instant::now().checked_add(timeout))
         {
             Ok(self.finish())
         } else {
@@ -367,8 +387,35 @@ impl RuntimeHandle {
     }
 
     /// Spawns an actor (from a worker, it starts on that worker unless stolen).
-    pub fn spawn<A: Actor>(&self, actor: A) -> ActorRef<A> {
-        crate::scheduler::Worker::with_current(&self.shared, |w| self.shared.spawn(actor, w))
+    ///
+    /// A handle outlives its runtime. Once the runtime no longer runs (it became quiescent, was
+    /// shut down, or a [`wait`](Runtime::wait) returned), nothing would ever run the actor, so
+    /// the spawn fails and hands it back in the [`SpawnError`]. On a worker of this runtime (from
+    /// inside a behaviour) it always succeeds, like [`Context::spawn`](crate::Context::spawn).
+    ///
+    /// ```
+    /// use rein::{Actor, Context, Runtime};
+    ///
+    /// struct Worker(u32);
+    /// impl Actor for Worker {
+    ///     type Msg = ();
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: ()) {}
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let handle = rt.handle();
+    /// assert!(handle.spawn(Worker(1)).is_ok());
+    /// rt.wait();
+    /// // The runtime has ended: the actor comes back instead of being left unrunnable.
+    /// let refused = handle.spawn(Worker(2)).unwrap_err();
+    /// assert_eq!(refused.into_inner().0, 2);
+    /// ```
+    pub fn spawn<A: Actor>(&self, actor: A) -> Result<ActorRef<A>, SpawnError<A>> {
+        crate::scheduler::Worker::with_current(&self.shared, |w| {
+            self.shared
+                .try_spawn(actor, w, true)
+                .map_err(SpawnError::new)
+        })
     }
 
     /// The current figures.
@@ -423,5 +470,46 @@ impl Drop for KeepAlive {
 impl std::fmt::Debug for KeepAlive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("KeepAlive")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Context;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    struct Idle;
+
+    impl Actor for Idle {
+        type Msg = ();
+        fn handle(&mut self, _: &mut Context<Self>, _: ()) {}
+    }
+
+    /// A worker that dies outside any behaviour (here by an injected fault, standing in for a
+    /// runtime bug) holds an activation nobody else can run: `wait` must end the runtime and
+    /// report it rather than wait for a quiescence that can never come.
+    #[test]
+    fn a_worker_that_dies_ends_the_runtime_instead_of_hanging_wait() {
+        for threads in [1, 2] {
+            let rt = Runtime::builder().threads(threads).build().unwrap();
+            let bystander = rt.spawn(Idle);
+            bystander.send(()).unwrap();
+            // Let the spawn activations finish first, so the fault hits the next task.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while rt.metrics().scheduled_actors != 0 {
+                assert!(Instant::now() < deadline, "the bystander never went idle");
+                std::thread::yield_now();
+            }
+            let victim = rt.spawn(Idle);
+            rt.shared.inject_fault.store(true, SeqCst);
+            victim.send(()).unwrap();
+            let report = rt
+                .wait_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("wait hung after a worker died (threads={threads})"));
+            assert_eq!(report.worker_panics, 1, "threads={threads}");
+            assert!(!report.quiescent);
+            assert!(victim.is_stopped() && bystander.is_stopped());
+        }
     }
 }

@@ -6,13 +6,23 @@
 //! gets the tick (Pony's ponyc#3382 deadlock does not arise). A pending timer keeps the runtime
 //! alive only if it was created with one of the `*_keeping_alive` methods.
 //!
+//! The timer thread runs user code: a periodic timer clones its message, a send that fails drops
+//! it, and an ended timer drops its closure (the message, the target's address, and with the last
+//! address the actor itself). Each of these is contained: a panic there ends that timer (counted in
+//! [`Metrics::panics`](crate::Metrics::panics)), never the thread and every other timer with it.
+//! User code also never runs under the queue lock, so it may set or cancel timers itself.
+//!
+//! A delay too large to be represented as an instant (`Duration::MAX`, say) means "never": the
+//! timer stays pending, keeping the runtime alive if it was created to, until it is cancelled.
+//!
 //! A runtime in deterministic mode ([`Builder::deterministic`](crate::Builder::deterministic))
 //! has no timer thread: its clock is virtual, and the worker holding the scheduling baton fires
 //! timers itself ([`Wheel::fire_next`]) when every worker is idle, or at seeded random moments,
 //! so that a seed replays the same ticks at the same points.
 
+use crate::metrics::{contain, Counter};
 use crate::scheduler::Shared;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -65,16 +75,24 @@ impl TimerState {
 }
 
 struct Entry {
-    deadline: Instant,
+    /// `None` for never: the delay could not be represented. Such an entry sorts after every
+    /// other and only waits to be cancelled.
+    deadline: Option<Instant>,
     seq: u64,
     period: Option<Duration>,
     fire: FireFn,
     state: Arc<TimerState>,
 }
 
+impl Entry {
+    fn key(&self) -> (bool, Option<Instant>, u64) {
+        (self.deadline.is_none(), self.deadline, self.seq)
+    }
+}
+
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        (self.deadline, self.seq) == (other.deadline, other.seq)
+        self.key() == other.key()
     }
 }
 impl Eq for Entry {}
@@ -85,7 +103,7 @@ impl PartialOrd for Entry {
 }
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.deadline, self.seq).cmp(&(other.deadline, other.seq))
+        self.key().cmp(&other.key())
     }
 }
 
@@ -101,6 +119,8 @@ struct Queue {
 pub(crate) struct Wheel {
     queue: Mutex<Queue>,
     changed: Condvar,
+    /// Panics in timer user code (message clones, closure drops); part of `Metrics::panics`.
+    panics: Counter,
     /// `Some(base)` for a virtual clock (deterministic mode): now is `base + Queue::elapsed`.
     virtual_base: Option<Instant>,
 }
@@ -111,6 +131,7 @@ impl Wheel {
         let wheel = Arc::new(Wheel {
             queue: Mutex::new(Queue::default()),
             changed: Condvar::new(),
+            panics: Counter::new(),
             virtual_base: None,
         });
         let runner = wheel.clone();
@@ -125,6 +146,7 @@ impl Wheel {
         Arc::new(Wheel {
             queue: Mutex::new(Queue::default()),
             changed: Condvar::new(),
+            panics: Counter::new(),
             virtual_base: Some(Instant::now()),
         })
     }
@@ -138,46 +160,33 @@ impl Wheel {
     }
 
     /// Virtual clock only: moves time to the earliest pending deadline and fires every timer
-    /// due then, on the calling thread. Returns whether any timer was pending.
+    /// due then, on the calling thread. Returns whether a timer was due (timers that never fire
+    /// do not count).
     pub(crate) fn fire_next(&self) -> bool {
-        debug_assert!(
-            self.virtual_base.is_some(),
-            "a real clock fires on its thread"
-        );
-        let mut q = self.queue.lock();
-        let Some(Reverse(first)) = q.heap.peek() else {
+        let Some(base) = self.virtual_base else {
+            debug_assert!(false, "a real clock fires on its own thread");
             return false;
         };
-        let base = self.virtual_base.unwrap_or(first.deadline);
-        q.elapsed = q
-            .elapsed
-            .max(first.deadline.saturating_duration_since(base));
-        let now = self.now(&q);
-        let mut due = Vec::new();
-        while q.heap.peek().is_some_and(|Reverse(e)| e.deadline <= now) {
-            due.extend(q.heap.pop().map(|Reverse(e)| e));
-        }
-        drop(q);
-        for entry in due {
-            self.fire(entry, now);
-        }
-        true
-    }
-
-    /// Fires one due entry (without the lock: a send may run arbitrary `From` conversions) and
-    /// reschedules it if it is periodic and still wanted.
-    fn fire(&self, mut entry: Entry, now: Instant) {
-        let alive = !entry.state.cancelled.load(SeqCst) && (entry.fire)();
         let mut q = self.queue.lock();
-        match entry.period {
-            Some(period) if alive && !entry.state.cancelled.load(SeqCst) && !q.closed => {
-                // Fixed rate, but never a burst of catch-up ticks after a stall.
-                entry.deadline = (entry.deadline + period).max(now);
-                q.heap.push(Reverse(entry));
-            }
-            _ => {
-                drop(q);
-                entry.state.finish();
+        let mut fired = false;
+        loop {
+            let next = q
+                .heap
+                .peek()
+                .map(|Reverse(e)| (e.deadline, e.state.cancelled.load(SeqCst)));
+            match next {
+                Some((_, true)) => {
+                    let Reverse(entry) = q.heap.pop().expect("peeked");
+                    q = self.discard(q, entry);
+                }
+                Some((Some(deadline), false)) if !fired || deadline <= self.now(&q) => {
+                    q.elapsed = q.elapsed.max(deadline.saturating_duration_since(base));
+                    let now = self.now(&q);
+                    let Reverse(entry) = q.heap.pop().expect("peeked");
+                    q = self.fire(q, entry, deadline, now);
+                    fired = true;
+                }
+                _ => return fired,
             }
         }
     }
@@ -202,11 +211,12 @@ impl Wheel {
         if q.closed {
             drop(q);
             state.finish();
+            contain(&self.panics, move || drop(fire));
             return Timer { state };
         }
         q.seq += 1;
         let seq = q.seq;
-        let deadline = self.now(&q) + delay;
+        let deadline = self.now(&q).checked_add(delay);
         q.heap.push(Reverse(Entry {
             deadline,
             seq,
@@ -234,19 +244,73 @@ impl Wheel {
                 None => self.changed.wait(&mut q),
                 Some((_, true)) => {
                     let Reverse(entry) = q.heap.pop().expect("peeked");
-                    entry.state.finish();
+                    q = self.discard(q, entry);
                 }
-                Some((deadline, false)) if deadline <= now => {
+                Some((None, false)) => {
+                    // Only timers that never fire are left: wait for a change, then forget
+                    // those cancelled meanwhile (they would otherwise never reach the top).
+                    self.changed.wait(&mut q);
+                    q = self.forget_cancelled(q);
+                }
+                Some((Some(deadline), false)) if deadline <= now => {
                     let Reverse(entry) = q.heap.pop().expect("peeked");
-                    drop(q);
-                    self.fire(entry, now);
-                    q = self.queue.lock();
+                    q = self.fire(q, entry, deadline, now);
                 }
-                Some((deadline, false)) => {
+                Some((Some(deadline), false)) => {
                     self.changed.wait_until(&mut q, deadline);
                 }
             }
         }
+    }
+
+    /// Fires `entry`, due at `deadline`, and requeues it if it is periodic and still wanted.
+    /// Fires without the lock: a send may run arbitrary `From` conversions, and a periodic timer
+    /// clones its message. A panic there ends this timer only.
+    fn fire<'a>(
+        &'a self,
+        q: MutexGuard<'a, Queue>,
+        mut entry: Entry,
+        deadline: Instant,
+        now: Instant,
+    ) -> MutexGuard<'a, Queue> {
+        drop(q);
+        let alive = contain(&self.panics, || (entry.fire)()).unwrap_or(false);
+        let mut q = self.queue.lock();
+        match entry.period {
+            Some(period) if alive && !entry.state.cancelled.load(SeqCst) && !q.closed => {
+                // Fixed rate, but never a burst of catch-up ticks after a stall.
+                entry.deadline = deadline.checked_add(period).map(|d| d.max(now));
+                q.heap.push(Reverse(entry));
+                q
+            }
+            _ => self.discard(q, entry),
+        }
+    }
+
+    /// Ends `entry` and drops it (user code: its message, its target) without the lock.
+    fn discard<'a>(&'a self, q: MutexGuard<'a, Queue>, entry: Entry) -> MutexGuard<'a, Queue> {
+        drop(q);
+        entry.state.finish();
+        contain(&self.panics, move || drop(entry));
+        self.queue.lock()
+    }
+
+    /// Takes every cancelled entry out of the queue and discards it.
+    fn forget_cancelled<'a>(&'a self, mut q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
+        let (cancelled, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut q.heap)
+            .into_vec()
+            .into_iter()
+            .partition(|Reverse(e)| e.state.cancelled.load(SeqCst));
+        q.heap = kept.into();
+        for Reverse(entry) in cancelled {
+            q = self.discard(q, entry);
+        }
+        q
+    }
+
+    /// Panics contained on the timer thread so far.
+    pub(crate) fn panics(&self) -> u64 {
+        self.panics.get()
     }
 
     /// Ends the timer thread and every pending timer.
@@ -259,6 +323,7 @@ impl Wheel {
         self.changed.notify_all();
         for Reverse(entry) in entries {
             entry.state.finish();
+            contain(&self.panics, move || drop(entry));
         }
     }
 }

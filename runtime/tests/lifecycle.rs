@@ -70,6 +70,7 @@ fn spawning_from_outside_threads_works_and_nothing_runs_past_wait() {
                             depth: 1,
                             leaves: leaves.clone(),
                         })
+                        .expect("the runtime runs")
                         .send(())
                         .unwrap();
                 }

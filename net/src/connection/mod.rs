@@ -57,7 +57,7 @@ use connect::{Connector, Progress};
 use mio::net::TcpStream;
 use msg::{ConnMsg, Msg, Step};
 use read_buf::ReadBuf;
-use rein::{Actor, ActorId, ActorRef, Context, Timer};
+use rein::{Actor, ActorId, ActorRef, Context, Recipient, Timer};
 use rein_backpressure::{ApplyReleaseBackpressureAuth, Backpressure};
 use socket::Socket;
 use state::{CloseRequest, Closing, Delivery, Inbound, Mute, Outbound, Stage, Throttle};
@@ -130,7 +130,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             port,
         };
         let actor = Self::new(reactor, auth.pressure.clone(), origin, handler, opts, None);
-        Self::address(&reactor.runtime().spawn(actor))
+        Self::spawn(reactor, actor)
     }
 
     /// Spawns a connection that races `addrs` (no name resolution), happy-eyeballs style: IPv6
@@ -146,7 +146,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     ) -> ConnRef<H::Msg> {
         let origin = Origin::Addrs(addrs);
         let actor = Self::new(reactor, auth.pressure.clone(), origin, handler, opts, None);
-        Self::address(&reactor.runtime().spawn(actor))
+        Self::spawn(reactor, actor)
     }
 
     pub(crate) fn accepted(
@@ -159,6 +159,21 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     ) -> Self {
         let origin = Origin::Accepted(stream);
         Self::new(reactor, pressure, origin, handler, opts, Some(on_end))
+    }
+
+    /// Spawns an outgoing connection. If the runtime has ended, the handler hears
+    /// [`ConnectError::RuntimeEnded`] at once, on this thread, and the address is closed.
+    fn spawn(reactor: &Reactor, actor: Self) -> ConnRef<H::Msg> {
+        match reactor.runtime().spawn(actor) {
+            Ok(actor) => Self::address(&actor),
+            Err(refused) => {
+                refused
+                    .into_inner()
+                    .handler
+                    .connect_failed(ConnectError::RuntimeEnded);
+                ConnRef::new(Recipient::closed(), Recipient::closed())
+            }
+        }
     }
 
     pub(crate) fn address(actor: &ActorRef<Self>) -> ConnRef<H::Msg> {

@@ -99,6 +99,9 @@ pub(crate) struct Shared {
     pub(crate) mute_graph: MuteGraph,
     /// Deterministic mode only: who may run now (see [`deterministic`]).
     baton: Option<Baton>,
+    /// Makes the next worker that finds a task panic outside the turn (see `Worker::run`).
+    #[cfg(test)]
+    pub(crate) inject_fault: AtomicBool,
 }
 
 impl Shared {
@@ -130,6 +133,8 @@ impl Shared {
             mute_graph: MuteGraph::new(),
             baton: config.deterministic.map(|seed| Baton::new(n, seed)),
             config,
+            #[cfg(test)]
+            inject_fault: AtomicBool::new(false),
         }
     }
 
@@ -143,16 +148,30 @@ impl Shared {
         self.state.load(Relaxed) == RUNNING
     }
 
-    pub(crate) fn spawn<A: Actor>(
+    /// Spawns `actor`. On a worker of this runtime it always succeeds (a runtime that is shutting
+    /// down stops it in its final sweep, after joining the workers). From anywhere else, with
+    /// `only_if_open`, it hands the actor back once the runtime no longer runs: after that nothing
+    /// would ever run it or stop it, and the cell would leak (it refers to `Shared`, and `Shared`'s
+    /// injector would refer to it). Without `only_if_open` (the owner's `Runtime::spawn`, and
+    /// `Context::spawn` in a `stopped` hook at shutdown) the caller guarantees that the final sweep
+    /// is still to come.
+    pub(crate) fn try_spawn<A: Actor>(
         self: &Arc<Self>,
         actor: A,
         worker: Option<&Worker>,
-    ) -> ActorRef<A> {
-        let id = ActorId(self.next_id.fetch_add(1, Relaxed));
+        only_if_open: bool,
+    ) -> Result<ActorRef<A>, A> {
         let shard = worker.map_or(self.threads(), |w| w.index());
+        let mut registry = self.registry.lock(shard);
+        // Under the shard lock, which the shutdown sweep takes after closing the runtime: either
+        // the sweep will find this actor, or this load sees the runtime closed (see `registry`).
+        if worker.is_none() && only_if_open && !self.is_open() {
+            return Err(actor);
+        }
+        let id = ActorId(self.next_id.fetch_add(1, Relaxed));
         let cell = Arc::new_cyclic(|weak: &Weak<Cell<A>>| {
             let entry: Weak<dyn Runnable> = weak.clone();
-            let slot = self.registry.insert(shard, entry);
+            let slot = registry.insert(entry);
             Cell::new(actor, Cell::<A>::new_header(self.clone(), id, slot))
         });
         self.counters.spawned.inc();
@@ -160,12 +179,42 @@ impl Shared {
         // queue rather than the next-slot, so a burst of spawns spreads over the workers.
         match worker {
             Some(w) => {
+                drop(registry);
                 w.activation_started();
                 w.push_back(cell.clone());
             }
+            // Queued before the lock is released, so that the sweep that finds the entry also
+            // finds the task (it clears the injector after stopping what it found).
             None => self.push_external(cell.clone()),
         }
-        ActorRef::from_cell(cell)
+        Ok(ActorRef::from_cell(cell))
+    }
+
+    /// Spawns `actor` unconditionally (see [`try_spawn`](Self::try_spawn)).
+    pub(crate) fn spawn<A: Actor>(
+        self: &Arc<Self>,
+        actor: A,
+        worker: Option<&Worker>,
+    ) -> ActorRef<A> {
+        match self.try_spawn(actor, worker, false) {
+            Ok(actor_ref) => actor_ref,
+            Err(_) => unreachable!("a spawn that need not find the runtime open never fails"),
+        }
+    }
+
+    /// A worker thread died of a panic outside any behaviour: a runtime bug, since every piece of
+    /// user code runs contained. Whatever it held (the turn it was running, its next slot, the
+    /// actors lingering on it) can never run, and the activations it counted never end, so the
+    /// runtime could never become quiescent and `wait` would hang. End the runtime instead, as
+    /// `shutdown` would: every other worker finishes its turn and exits, `wait` returns, and the
+    /// report counts the dead worker (`Report::worker_panics`).
+    ///
+    /// Replacing the worker was the alternative. It would need to know which activation the dead
+    /// thread held and in what state it left that actor's turn, which a panic at an arbitrary
+    /// point in the scheduler does not tell; a replacement could resume a half-finished turn or
+    /// lose a token. Failing fast with a report is the sound choice.
+    pub(crate) fn worker_died(&self) {
+        self.close();
     }
 
     /// Schedules an actor whose mailbox count just left zero.
@@ -446,7 +495,7 @@ impl Shared {
                 .sum::<i64>()
                 + self.external_activations.load(Relaxed),
             dropped_messages: c.dropped.get(),
-            panics: c.panics.get(),
+            panics: c.panics.get() + self.timers.panics(),
             mutes: c.mutes.get(),
             unmutes: c.unmutes.get(),
             cycle_refusals: c.cycle_refusals.get(),

@@ -122,13 +122,29 @@ impl Worker {
 
     /// The worker loop: run actors until the runtime stops.
     pub(crate) fn run(&self) {
+        /// Clears `CURRENT` however `run` ends: if a panic escapes (see `Builder::build`), the
+        /// worker is dropped while unwinding, and code that runs then (a task's drop) must not
+        /// find a dangling worker.
+        struct Current;
+        impl Drop for Current {
+            fn drop(&mut self) {
+                CURRENT.with(|c| c.set(ptr::null()));
+            }
+        }
         CURRENT.with(|c| c.set(self));
+        let _current = Current;
         if let Some(baton) = &self.shared.baton {
             self.run_deterministic(baton);
         }
         // A relaxed load per turn: shutdown waits at most for the turn in progress.
         while self.shared.is_open() {
             if let Some(task) = self.find_task() {
+                #[cfg(test)]
+                if self.shared.inject_fault.swap(false, Relaxed) {
+                    // A stand-in for a runtime bug: a panic outside any behaviour, while this
+                    // worker holds an activation that nobody else can run.
+                    panic!("injected worker fault (an expected panic in a test)");
+                }
                 task.run_turn(self);
                 continue;
             }
@@ -141,7 +157,6 @@ impl Worker {
         // Drop what is left (its actors are stopped by the shutdown that follows).
         drop(self.next.take());
         while self.local.pop().is_some() {}
-        CURRENT.with(|c| c.set(ptr::null()));
     }
 
     /// The worker loop in deterministic mode (see [`super::deterministic`]): one round (a turn,
