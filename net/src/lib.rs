@@ -99,6 +99,8 @@ mod conn;
 mod connection;
 mod framing;
 mod handler;
+#[cfg(feature = "http")]
+pub mod http;
 mod io_thread;
 mod listener;
 mod resolve;
