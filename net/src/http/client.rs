@@ -26,7 +26,7 @@ use crate::{
     TcpConnectAuth, TcpConnection,
 };
 use bytes::{Bytes, BytesMut};
-use rein::{Recipient, Timer};
+use rein::{Actor, ActorRef, Recipient, Timer};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
@@ -497,6 +497,11 @@ impl<R: ResponseHandler> Client<'_, '_, '_, R> {
     pub fn after(&self, delay: Duration, msg: R::Msg) -> Option<Timer> {
         let conn = self.conn.as_deref()?;
         Some(conn.after(delay, ClientMsg(CInner::User(msg))))
+    }
+
+    /// Spawns an actor on this runtime (`None` once the connection has ended).
+    pub fn spawn<B: Actor>(&self, actor: B) -> Option<ActorRef<B>> {
+        Some(self.conn.as_deref()?.spawn(actor))
     }
 }
 

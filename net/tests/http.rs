@@ -1,5 +1,6 @@
-//! The HTTP server on loopback, driven by real clients: curl, Python's `http.client`, and raw
-//! sockets for what those will not send (pipelining, malformed input, slow heads). Every wait
+//! HTTP on loopback: the server driven by real clients (curl, Python's `http.client`, raw
+//! sockets for what those will not send: pipelining, malformed input, slow heads), and the
+//! client against Python's `http.server` and this server. Every wait
 //! is bounded; every limit is checked over a real socket for its status and the close.
 //!
 //! curl and python3 must be installed (CI installs them); a missing one fails the test that
@@ -862,4 +863,353 @@ print("ok")
         String::from_utf8_lossy(&out.stderr)
     );
     server.finish();
+}
+
+// ------------------------------------------------------------------ the client
+
+/// What a client connection reports to the test thread.
+#[derive(Debug)]
+enum Heard {
+    /// A complete response: its id, status, body length and hash.
+    Done(RequestId, u16, usize, u64),
+    Closed(Vec<RequestId>),
+    Failed(String),
+}
+
+/// Sends `requests` once connected (pipelined if the options say so), checks nothing itself:
+/// reports each response and the close. An upload's body (`upload` bytes of the pattern) is
+/// produced by a [`Producer`]-like actor through an [`UploadSink`].
+struct Recorder {
+    tx: std::sync::mpsc::Sender<Heard>,
+    requests: Vec<(ClientRequest, Option<Bytes>)>,
+    status: u16,
+    len: usize,
+    hash: u64,
+    upload: usize,
+    produced: Arc<AtomicUsize>,
+    answered: usize,
+    /// Pause reading for a millisecond after each piece (a slow consumer).
+    slow: bool,
+}
+
+impl Recorder {
+    fn new(
+        tx: std::sync::mpsc::Sender<Heard>,
+        requests: Vec<(ClientRequest, Option<Bytes>)>,
+    ) -> Self {
+        Recorder {
+            tx,
+            requests,
+            status: 0,
+            len: 0,
+            hash: FNV_START,
+            upload: 0,
+            produced: Arc::default(),
+            answered: 0,
+            slow: false,
+        }
+    }
+}
+
+/// Streams `total` pattern bytes into an upload sink, 16 KiB per behaviour, with no flow
+/// control of its own.
+struct Uploader {
+    sink: UploadSink,
+    at: usize,
+    total: usize,
+    produced: Arc<AtomicUsize>,
+}
+
+impl Actor for Uploader {
+    type Msg = ();
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let _ = ctx.myself().send(());
+    }
+    fn handle(&mut self, ctx: &mut Context<Self>, (): ()) {
+        let n = PIECE.min(self.total - self.at);
+        if n > 0 && self.sink.send(pattern(self.at, n)).is_err() {
+            return ctx.stop();
+        }
+        self.at += n;
+        self.produced.store(self.at, SeqCst);
+        if self.at == self.total {
+            self.sink.finish();
+            return ctx.stop();
+        }
+        let _ = ctx.myself().send(());
+    }
+}
+
+#[derive(Clone)]
+struct Resume;
+
+impl ResponseHandler for Recorder {
+    type Msg = Resume;
+    fn connected(&mut self, client: &mut Client<Self>) {
+        for (request, body) in std::mem::take(&mut self.requests) {
+            match body {
+                Some(body) => client.send(request, body),
+                None => client.request(request),
+            }
+            .expect("the connection takes requests");
+        }
+    }
+    fn connect_failed(&mut self, reason: ConnectError) {
+        let _ = self.tx.send(Heard::Failed(reason.to_string()));
+    }
+    fn upload(&mut self, client: &mut Client<Self>, _id: RequestId) {
+        let sink = client.upload_sink().expect("an upload is under way");
+        let produced = self.produced.clone();
+        let total = self.upload;
+        client.spawn(Uploader {
+            sink,
+            at: 0,
+            total,
+            produced,
+        });
+    }
+    fn response(&mut self, _client: &mut Client<Self>, _id: RequestId, head: ResponseHead) {
+        self.status = head.status();
+        self.len = 0;
+        self.hash = FNV_START;
+    }
+    fn body(&mut self, client: &mut Client<Self>, _id: RequestId, piece: Bytes) {
+        self.len += piece.len();
+        fnv(&mut self.hash, &piece);
+        if self.slow {
+            client.pause();
+            client.after(Duration::from_millis(1), Resume);
+        }
+    }
+    fn message(&mut self, client: &mut Client<Self>, Resume: Resume) {
+        client.resume();
+    }
+    fn end(&mut self, client: &mut Client<Self>, id: RequestId, _trailers: Headers) {
+        let _ = self
+            .tx
+            .send(Heard::Done(id, self.status, self.len, self.hash));
+        self.answered += 1;
+        if client.pending() == 0 {
+            client.close();
+        }
+    }
+    fn protocol_error(&mut self, why: &'static str) {
+        let _ = self.tx.send(Heard::Failed(why.to_owned()));
+    }
+    fn closed(&mut self, _reason: CloseReason, unanswered: Vec<RequestId>) {
+        let _ = self.tx.send(Heard::Closed(unanswered));
+    }
+}
+
+/// Runs a [`Recorder`] against `addr`; returns what it heard, up to the close.
+fn run_client(
+    reactor: &Reactor,
+    auth: &rein::AmbientAuth,
+    addr: SocketAddr,
+    opts: ClientOptions,
+    setup: impl FnOnce(&mut Recorder),
+    requests: Vec<(ClientRequest, Option<Bytes>)>,
+) -> Vec<Heard> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut recorder = Recorder::new(tx, requests);
+    setup(&mut recorder);
+    let connect = TcpConnectAuth::new(auth);
+    HttpClient::connect(
+        reactor,
+        &connect,
+        &addr.ip().to_string(),
+        addr.port(),
+        recorder,
+        opts,
+    );
+    let mut heard = Vec::new();
+    loop {
+        let ev = rx
+            .recv_timeout(WAIT)
+            .expect("the client reports within the time limit");
+        if let Heard::Failed(why) = &ev {
+            eprintln!("the client failed: {why}");
+        }
+        let last = matches!(ev, Heard::Closed(_) | Heard::Failed(_));
+        heard.push(ev);
+        if last {
+            return heard;
+        }
+    }
+}
+
+fn client_runtime() -> (Runtime, rein::AmbientAuth, Reactor) {
+    let (rt, auth) = Runtime::builder().threads(2).build_with_auth().unwrap();
+    let reactor = Reactor::start(&rt.handle()).unwrap();
+    (rt, auth, reactor)
+}
+
+#[test]
+fn the_client_reuses_a_connection_pipelines_and_uploads_through_a_sink() {
+    let server = start(ServerOptions::default());
+    let (rt, auth, reactor) = client_runtime();
+    // Keep-alive, then pipelining of idempotent requests, on one connection.
+    let requests = vec![
+        (ClientRequest::get("/hello"), None),
+        (ClientRequest::get("/bytes?n=300000"), None),
+        (ClientRequest::get("/stream?n=200000"), None),
+        (
+            ClientRequest::new(Method::Head, "/bytes?n=9").length(0),
+            None,
+        ),
+        (
+            ClientRequest::new(Method::Post, "/sum"),
+            Some(Bytes::from_static(b"abc")),
+        ),
+    ];
+    let opts = ClientOptions {
+        pipelining: true,
+        ..ClientOptions::default()
+    };
+    let heard = run_client(&reactor, &auth, server.addr, opts, |_| {}, requests);
+    let done: Vec<_> = heard
+        .iter()
+        .filter_map(|h| match h {
+            Heard::Done(id, status, len, hash) => Some((id.seq(), *status, *len, *hash)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        done,
+        vec![
+            (0, 200, 13, hash_of(b"Hello, World!")),
+            (1, 200, 300_000, hash_of(&pattern(0, 300_000))),
+            (2, 200, 200_000, hash_of(&pattern(0, 200_000))),
+            (3, 200, 0, FNV_START),
+            (
+                4,
+                200,
+                18,
+                hash_of(format!("3 {:016x}", hash_of(b"abc")).as_bytes())
+            ),
+        ],
+        "{heard:?}"
+    );
+    assert!(matches!(heard.last(), Some(Heard::Closed(u)) if u.is_empty()));
+
+    // A 12 MiB chunked upload produced by an actor through an upload sink, to a server that
+    // reads slowly: the producer stays within a bound of what the server consumed.
+    let total = 12 << 20;
+    let mut opts = ClientOptions::default();
+    opts.connection.send_buffer_size = Some(64 * 1024);
+    let produced: Arc<AtomicUsize> = Arc::default();
+    let p = produced.clone();
+    let consumed = server.probe.clone();
+    let watcher = std::thread::spawn(move || {
+        let mut lead = 0;
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            let c = consumed.consumed.load(SeqCst) as usize;
+            lead = lead.max(p.load(SeqCst).saturating_sub(c));
+            if c >= total {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        lead
+    });
+    let produced2 = produced.clone();
+    let heard = run_client(
+        &reactor,
+        &auth,
+        server.addr,
+        opts,
+        move |r| {
+            r.upload = total;
+            r.produced = produced2;
+        },
+        vec![(ClientRequest::new(Method::Post, "/sum"), None)],
+    );
+    let lead = watcher.join().unwrap();
+    match &heard[..] {
+        [Heard::Done(_, 200, _, hash), Heard::Closed(_)] => {
+            let want = format!("{total} {:016x}", hash_of(&pattern(0, total)));
+            assert_eq!(*hash, hash_of(want.as_bytes()));
+        }
+        other => panic!("{other:?}"),
+    }
+    println!("upload producer lead at most {} KiB", lead / 1024);
+    assert!(
+        lead < 4 << 20,
+        "the upload producer ran {} KiB ahead",
+        lead / 1024
+    );
+    drop(reactor);
+    rt.wait_timeout(WAIT).expect("the client runtime ends");
+    server.finish();
+}
+
+#[test]
+fn the_client_downloads_from_python_http_server() {
+    require("python3");
+    let dir = std::env::temp_dir().join(format!("rein-http-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = pattern(3, 3 << 20);
+    std::fs::write(dir.join("big.bin"), &file).unwrap();
+    let mut python = Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start python3 -m http.server");
+    let mut first = String::new();
+    BufReader::new(python.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+    let port: u16 = first
+        .split_whitespace()
+        .skip_while(|w| *w != "port")
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let (rt, auth, reactor) = client_runtime();
+    let heard = run_client(
+        &reactor,
+        &auth,
+        addr,
+        ClientOptions::default(),
+        |r| r.slow = true,
+        vec![(ClientRequest::get("/big.bin"), None)],
+    );
+    let missing = run_client(
+        &reactor,
+        &auth,
+        addr,
+        ClientOptions::default(),
+        |_| {},
+        vec![(ClientRequest::get("/missing"), None)],
+    );
+    let _ = python.kill();
+    let _ = python.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    match &heard[..] {
+        [Heard::Done(_, 200, len, hash), Heard::Closed(u)] => {
+            assert_eq!(*len, file.len());
+            assert_eq!(*hash, hash_of(&file));
+            assert!(u.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(&missing[..], [Heard::Done(_, 404, _, _), Heard::Closed(_)]),
+        "{missing:?}"
+    );
+    drop(reactor);
+    rt.wait_timeout(WAIT).expect("the client runtime ends");
 }
