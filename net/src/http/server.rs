@@ -1255,8 +1255,11 @@ impl<H: RequestHandler> ConnectionHandler for HttpConnection<H> {
 pub struct Serve<F> {
     make: F,
     opts: ServerOptions,
-    listening: Option<Box<dyn FnMut(Result<SocketAddr, BindError>) + Send>>,
+    listening: Option<OnListening>,
 }
+
+/// What [`Serve::on_listening`] calls.
+type OnListening = Box<dyn FnMut(Result<SocketAddr, BindError>) + Send>;
 
 impl<F> Serve<F> {
     /// Serves with handlers from `make` and the default [`ServerOptions`].
