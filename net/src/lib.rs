@@ -46,6 +46,11 @@
 //! Every registered socket holds a keep-alive on the runtime, so a server runs while it listens
 //! or has connections, and `Runtime::wait` returns once all of them are closed.
 //!
+//! ## HTTP
+//! [`http`] (feature `http`, on by default) runs HTTP/1.1 on these connections: a streaming
+//! server ([`http::RequestHandler`]) and client ([`http::ResponseHandler`]), bodies in pieces
+//! both ways, body sinks whose producing actors the runtime mutes while the peer is slow.
+//!
 //! ## Authority
 //! Opening sockets needs a [`TcpListenAuth`] or [`TcpConnectAuth`], derived from the
 //! [`rein::AmbientAuth`] the program's entry point receives from `Builder::build_with_auth`.
@@ -99,6 +104,8 @@ mod conn;
 mod connection;
 mod framing;
 mod handler;
+#[cfg(feature = "http")]
+pub mod http;
 mod io_thread;
 mod listener;
 mod resolve;
