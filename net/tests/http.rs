@@ -795,9 +795,11 @@ fn curl_downloads_uploads_chunked_and_reads_slowly() {
         Some(upload.clone()),
     );
     assert_eq!(echoed, upload);
-    // A slow reader: curl --limit-rate; the producer is paced by it.
+    // A reader throttled by curl --limit-rate still gets every byte. (How slow curl actually
+    // reads is curl's business: its limiter sometimes lets a fast loopback transfer through
+    // at full speed, so pacing is checked with a reader of our own in
+    // `a_producer_actor_follows_a_slow_client_and_memory_stays_flat`.)
     let total = 6 << 20;
-    let started = Instant::now();
     let body = curl(
         &[
             "--limit-rate",
@@ -807,10 +809,6 @@ fn curl_downloads_uploads_chunked_and_reads_slowly() {
         None,
     );
     assert_eq!(body, pattern(0, total));
-    assert!(
-        started.elapsed() >= Duration::from_millis(700),
-        "the rate limit applied"
-    );
     server.finish();
 }
 
