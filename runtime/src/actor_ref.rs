@@ -72,17 +72,86 @@ impl<A: Actor> ActorRef<A> {
         shot.wait(timeout)
     }
 
+    /// Sends `msg` without muting the calling actor, whatever state the receiver is in: the
+    /// trade-off is in the name. [`send`](ActorRef::send) from a behaviour to an overloaded,
+    /// pressured or muted receiver mutes the sender until the receiver recovers; this does not,
+    /// so the sender keeps running and one slow receiver cannot stall it (a hub writing to many
+    /// clients, a broadcaster, a watchdog).
+    ///
+    /// **The risk:** nothing then bounds the receiver's mailbox. Every message sent this way
+    /// while the receiver is behind adds to its backlog, so use it for messages that are few
+    /// or small, or together with [`is_pressured`](ActorRef::is_pressured) to decide what to
+    /// drop. The receiver still counts as overloaded, and senders that use plain `send` are
+    /// still muted on it. From outside the runtime it is the same as `send`.
+    ///
+    /// ```
+    /// use rein::{Actor, Context, Runtime};
+    ///
+    /// struct Slow;
+    /// impl Actor for Slow {
+    ///     type Msg = u32;
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: u32) {
+    ///         std::thread::sleep(std::time::Duration::from_micros(50));
+    ///     }
+    /// }
+    ///
+    /// /// Sends 2,000 messages in one behaviour and is never muted for it.
+    /// struct Hub { to: rein::ActorRef<Slow> }
+    /// impl Actor for Hub {
+    ///     type Msg = ();
+    ///     fn handle(&mut self, _: &mut Context<Self>, (): ()) {
+    ///         for n in 0..2_000 {
+    ///             let _ = self.to.send_ignoring_pressure(n);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::builder().watermarks(4, 16).build().unwrap();
+    /// let slow = rt.spawn(Slow);
+    /// rt.spawn(Hub { to: slow }).send(()).unwrap();
+    /// let report = rt.wait();
+    /// assert_eq!(report.metrics.mutes, 0);
+    /// ```
+    pub fn send_ignoring_pressure(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
+        crate::scheduler::ignoring_pressure(|| self.send(msg))
+    }
+
     /// Whether a send now would land on a receiver that mutes its senders: overloaded (backlog
     /// at the high watermark), under pressure, or itself muted.
     pub fn is_pressured(&self) -> bool {
-        let header = self.header();
-        crate::mute::is_blocking(header.word().load())
-            || (header.shared.config.backpressure
-                && self.cell.backlog() >= header.watermarks(header.word().load()).1)
+        pressured(self.header(), self.cell.backlog())
     }
 
-    /// A pressure-aware send for threads outside the runtime, which cannot be muted: fails fast
-    /// with the message returned while the receiver [is pressured](ActorRef::is_pressured).
+    /// A pressure-aware send that never blocks and never mutes: fails fast with the message
+    /// returned while the receiver [is pressured](ActorRef::is_pressured). For threads outside
+    /// the runtime, which cannot be muted, and for actors that would rather drop, keep or
+    /// reroute a message than be muted on a slow receiver. A send it accepts does not mute the
+    /// calling actor either, even if it is the one that takes the receiver to its high
+    /// watermark, so the receiver's backlog stays within its high watermark plus one message per
+    /// racing sender.
+    ///
+    /// ```
+    /// use rein::{Actor, Context, Runtime, TrySendError};
+    ///
+    /// struct Sink;
+    /// impl Actor for Sink {
+    ///     type Msg = u32;
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: u32) {}
+    /// }
+    ///
+    /// let rt = Runtime::builder().watermarks(2, 8).build().unwrap();
+    /// let sink = rt.spawn(Sink);
+    /// let (mut sent, mut refused) = (0, 0);
+    /// for n in 0..1_000 {
+    ///     match sink.try_send(n) {
+    ///         Ok(()) => sent += 1,
+    ///         Err(TrySendError::Pressured(_)) => refused += 1, // dropped, kept or retried later
+    ///         Err(TrySendError::Stopped(_)) => unreachable!(),
+    ///     }
+    /// }
+    /// assert_eq!(sent + refused, 1_000);
+    /// rt.wait();
+    /// ```
     pub fn try_send(&self, msg: A::Msg) -> Result<(), TrySendError<A::Msg>> {
         if self.is_stopped() {
             return Err(TrySendError::Stopped(msg));
@@ -90,7 +159,8 @@ impl<A: Actor> ActorRef<A> {
         if self.is_pressured() {
             return Err(TrySendError::Pressured(msg));
         }
-        self.send(msg).map_err(|e| TrySendError::Stopped(e.0))
+        self.send_ignoring_pressure(msg)
+            .map_err(|e| TrySendError::Stopped(e.0))
     }
 
     /// A pressure-aware send for threads outside the runtime: waits (sleeping, with backoff up
@@ -152,6 +222,14 @@ impl<A: Actor> ActorRef<A> {
     pub fn backlog(&self) -> usize {
         self.cell.backlog()
     }
+}
+
+/// Whether a send now would land on a receiver that mutes its senders (see
+/// [`ActorRef::is_pressured`]), given the receiver's header and backlog.
+pub(crate) fn pressured(header: &Header, backlog: usize) -> bool {
+    let word = header.word().load();
+    crate::mute::is_blocking(word)
+        || (header.shared.config.backpressure && backlog >= header.watermarks(word).1)
 }
 
 impl<A: Actor> Clone for ActorRef<A> {

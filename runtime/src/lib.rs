@@ -45,6 +45,10 @@
 //! * Unmuting touches only the muted senders (O(senders)), never every worker.
 //! * Threads outside the runtime are never muted; [`ActorRef::try_send`] and
 //!   [`ActorRef::send_timeout`] let them respect pressure. Timer ticks are never muted.
+//! * An actor that must not be stalled by one slow receiver (a hub, a broadcaster) checks
+//!   [`Recipient::is_pressured`] or uses [`Recipient::try_send`] (refused instead of muted), or
+//!   sends with [`ActorRef::send_ignoring_pressure`], which never mutes it and so leaves that
+//!   receiver's mailbox unbounded: the trade-off is in the name.
 //!
 //! **Backlog bound.** In any acyclic topology (pipelines, fan-in, fan-out, diamonds,
 //! forwarders of any depth), a mailbox whose `P` sending actors each send it at most `K`

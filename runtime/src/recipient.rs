@@ -1,7 +1,7 @@
 //! [`Recipient`]: an address for one message type, whatever actor is behind it.
 
 use crate::cell::{Cell, Header, Task};
-use crate::error::SendError;
+use crate::error::{SendError, TrySendError};
 use crate::{Actor, ActorId};
 use std::fmt;
 use std::sync::Arc;
@@ -91,6 +91,80 @@ impl<M: Send + 'static> Recipient<M> {
             Some(task) => (self.deliver)(task, msg).map_err(SendError),
             None => Err(SendError(msg)),
         }
+    }
+
+    /// Sends `msg` without muting the calling actor, whatever state the receiver is in (see
+    /// [`ActorRef::send_ignoring_pressure`](crate::ActorRef::send_ignoring_pressure) for the
+    /// trade-off: nothing then bounds the receiver's mailbox).
+    #[inline]
+    pub fn send_ignoring_pressure(&self, msg: M) -> Result<(), SendError<M>> {
+        crate::scheduler::ignoring_pressure(|| self.send(msg))
+    }
+
+    /// Whether a send now would land on a receiver that mutes its senders: overloaded (backlog
+    /// at its high watermark), under pressure, or itself muted (see
+    /// [`ActorRef::is_pressured`](crate::ActorRef::is_pressured)). `false` once it has stopped.
+    ///
+    /// A connection of `rein-net` that its peer does not read fast enough applies pressure on
+    /// itself, so this tells a writer which of its peers are behind.
+    pub fn is_pressured(&self) -> bool {
+        match &self.task {
+            Some(task) => {
+                let header = task.header();
+                header.is_open() && crate::actor_ref::pressured(header, task.backlog())
+            }
+            None => false,
+        }
+    }
+
+    /// A pressure-aware send that never blocks and never mutes: fails fast, with the message
+    /// handed back, while the receiver [is pressured](Recipient::is_pressured) or once it has
+    /// stopped (see [`ActorRef::try_send`](crate::ActorRef::try_send)). A fan-out that must
+    /// not be held back by its slowest receiver drops, keeps or reroutes what is refused:
+    ///
+    /// ```
+    /// use rein::{Actor, Context, Recipient, Runtime, TrySendError};
+    ///
+    /// struct Client;
+    /// impl Actor for Client {
+    ///     type Msg = String;
+    ///     fn handle(&mut self, _: &mut Context<Self>, _line: String) {}
+    /// }
+    ///
+    /// /// Relays each line to every client; a client that is behind misses it.
+    /// struct Hub { clients: Vec<Recipient<String>>, missed: u64 }
+    /// impl Actor for Hub {
+    ///     type Msg = String;
+    ///     fn handle(&mut self, _: &mut Context<Self>, line: String) {
+    ///         for client in &self.clients {
+    ///             if let Err(TrySendError::Pressured(_)) = client.try_send(line.clone()) {
+    ///                 self.missed += 1;
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let clients = (0..3).map(|_| rt.spawn(Client).recipient()).collect();
+    /// let hub = rt.spawn(Hub { clients, missed: 0 });
+    /// hub.send("hello".to_string()).unwrap();
+    /// assert_eq!(rt.wait().metrics.mutes, 0);
+    /// ```
+    pub fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
+        if self.is_stopped() {
+            return Err(TrySendError::Stopped(msg));
+        }
+        if self.is_pressured() {
+            return Err(TrySendError::Pressured(msg));
+        }
+        self.send_ignoring_pressure(msg)
+            .map_err(|e| TrySendError::Stopped(e.0))
+    }
+
+    /// Messages queued for the actor behind this address and not yet handled: a cheap, racy
+    /// reading (0 for a [closed](Recipient::closed) address).
+    pub fn backlog(&self) -> usize {
+        self.task.as_ref().map_or(0, |t| t.backlog())
     }
 
     /// The identity of the actor behind this address ([`ActorId::NONE`] for a

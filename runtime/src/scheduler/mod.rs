@@ -45,7 +45,7 @@
 mod deterministic;
 mod worker;
 
-pub(crate) use worker::{on_worker_thread, Worker};
+pub(crate) use worker::{ignoring_pressure, on_worker_thread, Worker};
 
 use deterministic::Baton;
 

@@ -35,6 +35,33 @@ pub(crate) fn on_worker_thread() -> bool {
     CURRENT.with(|c| !c.get().is_null())
 }
 
+/// Runs `send` so that a receiver it finds blocking is not noted: the behaviour that calls it
+/// is not muted for that send (`ActorRef::send_ignoring_pressure`). Costs a thread-local read
+/// and two stores; nothing on the plain send path.
+pub(crate) fn ignoring_pressure<R>(send: impl FnOnce() -> R) -> R {
+    /// Restores the flag however `send` ends.
+    struct Restore<'a>(&'a Cell<bool>, bool);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.0.set(self.1);
+        }
+    }
+    let worker = CURRENT.with(|c| c.get());
+    // SAFETY: as in `Worker::with_current`: `CURRENT` is set only while `run` borrows the worker
+    // on this very thread, and cleared before that borrow ends.
+    match unsafe { worker.as_ref() } {
+        // Outside the workers nobody is muted anyway.
+        None => send(),
+        Some(worker) => {
+            let _restore = Restore(
+                &worker.ignore_pressure,
+                worker.ignore_pressure.replace(true),
+            );
+            send()
+        }
+    }
+}
+
 pub(crate) struct Worker {
     index: usize,
     shared: Arc<Shared>,
@@ -52,6 +79,8 @@ pub(crate) struct Worker {
     current: Cell<*const Header>,
     /// Receivers that blocked when the current behaviour sent to them.
     blocking: RefCell<Vec<Task>>,
+    /// Set while a send that must not mute its sender runs (see [`ignoring_pressure`]).
+    ignore_pressure: Cell<bool>,
     /// Drained actors this worker keeps activated, their activations held by the mailbox's
     /// lingering token. Entries may be stale (claimed by a sender since): the token, not this
     /// list, says who holds an activation.
@@ -82,6 +111,7 @@ impl Worker {
             steals: Cell::new(0),
             current: Cell::new(ptr::null()),
             blocking: RefCell::new(Vec::new()),
+            ignore_pressure: Cell::new(false),
             lingering: RefCell::new(Vec::new()),
             linger_cursor: Cell::new(0),
         }
@@ -425,8 +455,9 @@ impl Worker {
     #[inline]
     pub(crate) fn note_blocking_receiver(&self, receiver: &Header, as_task: &dyn Fn() -> Task) {
         let current = self.current.get();
-        // Outside a behaviour (e.g. a `stopped` hook) there is no sender to mute.
-        if current.is_null() || ptr::eq(current, receiver) {
+        // Outside a behaviour (e.g. a `stopped` hook) there is no sender to mute; a send that
+        // ignores pressure mutes nobody.
+        if current.is_null() || ptr::eq(current, receiver) || self.ignore_pressure.get() {
             return;
         }
         let mut blocking = self.blocking.borrow_mut();
