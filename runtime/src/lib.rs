@@ -95,6 +95,7 @@ mod reply;
 mod runtime;
 mod scheduler;
 mod snapshot;
+mod stall;
 mod sync;
 mod timer;
 
@@ -113,4 +114,5 @@ pub use runtime::{
     DEFAULT_LOW_WATERMARK,
 };
 pub use snapshot::{MuteEdge, MuteSnapshot};
+pub use stall::{StallCause, StallReport};
 pub use timer::Timer;

@@ -21,14 +21,20 @@
 //! The lock is taken once per behaviour that must mute (not per message) and once per batch of
 //! unmutes, and the search follows only edges out of the receiver: a receiver that is not itself
 //! muted costs one map lookup.
+//!
+//! Each edge also records when it was added, so that an actor muted for too long can be
+//! reported with the receiver it waits on (`crate::stall`): one clock read per mute, under a
+//! lock the mute takes anyway.
 
 use crate::id::ActorId;
 use crate::sync::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 /// Out-edges of every actor that is muted on someone (a multiset: an actor can be registered
-/// twice on one receiver, once per behaviour, and each registration is undone separately).
-type Edges = HashMap<ActorId, Vec<ActorId>>;
+/// twice on one receiver, once per behaviour, and each registration is undone separately), each
+/// with the moment it was added.
+type Edges = HashMap<ActorId, Vec<(ActorId, Instant)>>;
 
 #[derive(Debug, Default)]
 pub(crate) struct MuteGraph {
@@ -59,7 +65,7 @@ impl MuteGraph {
         let mut edges = self.edges.lock();
         for &(sender, receiver) in undone {
             if let Some(out) = edges.get_mut(&sender) {
-                if let Some(pos) = out.iter().position(|&r| r == receiver) {
+                if let Some(pos) = out.iter().position(|&(r, _)| r == receiver) {
                     out.swap_remove(pos);
                 }
                 if out.is_empty() {
@@ -67,6 +73,25 @@ impl MuteGraph {
                 }
             }
         }
+    }
+
+    /// Every `(sender, receiver, since)` mute added before `cutoff` and not yet undone; a sender
+    /// registered twice on one receiver counts once, since its oldest registration.
+    pub(crate) fn added_before(&self, cutoff: Instant) -> Vec<(ActorId, ActorId, Instant)> {
+        let edges = self.edges.lock();
+        let mut old: Vec<(ActorId, ActorId, Instant)> = Vec::new();
+        for (&sender, out) in edges.iter() {
+            for &(receiver, since) in out.iter().filter(|&&(_, since)| since < cutoff) {
+                match old
+                    .iter_mut()
+                    .find(|(s, r, _)| *s == sender && *r == receiver)
+                {
+                    Some(seen) => seen.2 = seen.2.min(since),
+                    None => old.push((sender, receiver, since)),
+                }
+            }
+        }
+        old
     }
 
     /// How many mute edges the graph holds: a diagnostic.
@@ -85,7 +110,7 @@ impl Locked<'_> {
         let Some(first) = self.edges.get(&from) else {
             return false;
         };
-        let mut stack: Vec<ActorId> = first.clone();
+        let mut stack: Vec<ActorId> = first.iter().map(|&(r, _)| r).collect();
         let mut seen: HashSet<ActorId> = HashSet::new();
         seen.insert(from);
         while let Some(next) = stack.pop() {
@@ -94,7 +119,7 @@ impl Locked<'_> {
             }
             if seen.insert(next) {
                 if let Some(out) = self.edges.get(&next) {
-                    stack.extend(out.iter().copied().filter(|a| !seen.contains(a)));
+                    stack.extend(out.iter().map(|&(r, _)| r).filter(|a| !seen.contains(a)));
                 }
             }
         }
@@ -108,7 +133,10 @@ impl Locked<'_> {
             !self.reaches(receiver, sender),
             "a mute would close a cycle"
         );
-        self.edges.entry(sender).or_default().push(receiver);
+        self.edges
+            .entry(sender)
+            .or_default()
+            .push((receiver, Instant::now()));
     }
 }
 
@@ -151,5 +179,20 @@ mod tests {
         g.remove_all(&[(id(1), id(2)), (id(7), id(8))]);
         assert!(!g.lock().reaches(id(1), id(2)));
         assert_eq!(g.edge_count(), 0);
+    }
+
+    #[test]
+    fn edges_remember_when_they_were_added() {
+        let g = MuteGraph::new();
+        g.lock().add(id(1), id(2));
+        let between = Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        g.lock().add(id(1), id(2));
+        g.lock().add(id(3), id(2));
+        assert!(g.added_before(between).iter().all(|e| e.0 == id(1)));
+        let all = g.added_before(Instant::now());
+        assert_eq!(all.len(), 2, "one entry per pair: {all:?}");
+        let first = all.iter().find(|e| e.0 == id(1)).unwrap();
+        assert!(first.2 < between, "the oldest registration counts");
     }
 }

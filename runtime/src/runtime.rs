@@ -4,7 +4,9 @@ use crate::auth::AmbientAuth;
 use crate::error::{BuildError, SpawnError};
 use crate::metrics::Metrics;
 use crate::scheduler::{Shared, Worker};
+use crate::stall::OnStall;
 use crate::timer::Wheel;
+use crate::StallReport;
 use crate::{Actor, ActorRef};
 use crossbeam_utils::sync::Parker;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -49,11 +51,13 @@ pub(crate) struct Config {
 #[derive(Debug, Clone)]
 pub struct Builder {
     config: Config,
+    on_stall: Option<OnStall>,
 }
 
 impl Default for Builder {
     fn default() -> Self {
         Builder {
+            on_stall: None,
             config: Config {
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 batch: DEFAULT_BATCH,
@@ -148,6 +152,78 @@ impl Builder {
         self
     }
 
+    /// Reports every actor that stays muted longer than `threshold`: `report` is called once
+    /// per stall, on the runtime's timer thread, with the muted actor, the receiver it is muted
+    /// on, for how long, and why that receiver still blocks ([`StallReport`]). A stall is
+    /// reported within a quarter of `threshold` (at least 10 ms, at most 1 s) of crossing it,
+    /// and again only if the actor is muted anew after resuming. Use it to make a stalled
+    /// pipeline visible: a hub muted on a client that stopped reading, a producer waiting on a
+    /// consumer that never drains.
+    ///
+    /// It costs nothing per message: each mute records when it began (under a lock it takes
+    /// anyway) and a periodic scan looks for old ones (see also [`RuntimeHandle::stalls`]).
+    /// `report` must be quick and must not block; a panic in it is counted in
+    /// [`Metrics::panics`](crate::Metrics::panics) and ends the watch. Not called in
+    /// [deterministic](Builder::deterministic) mode, whose clock is virtual; `stalls` still
+    /// works there.
+    ///
+    /// ```
+    /// use rein::{Actor, Context, Runtime, StallCause};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// /// Takes a long time over its first message, so that its senders are muted meanwhile.
+    /// struct Slow;
+    /// impl Actor for Slow {
+    ///     type Msg = u32;
+    ///     fn handle(&mut self, _: &mut Context<Self>, n: u32) {
+    ///         if n == 0 {
+    ///             std::thread::sleep(Duration::from_millis(300));
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// struct Producer(rein::ActorRef<Slow>);
+    /// impl Actor for Producer {
+    ///     type Msg = ();
+    ///     fn handle(&mut self, _: &mut Context<Self>, (): ()) {
+    ///         for n in 0..20 {
+    ///             let _ = self.0.send(n); // overloads `Slow`: muted after this behaviour
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let rt = Runtime::builder()
+    ///     .threads(2)
+    ///     .watermarks(2, 8)
+    ///     .on_stall(Duration::from_millis(100), move |report| {
+    ///         let _ = tx.send(report);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// let slow = rt.spawn(Slow);
+    /// let producer = rt.spawn(Producer(slow.clone()));
+    /// producer.send(()).unwrap();
+    /// let report = rx.recv_timeout(Duration::from_secs(10)).expect("a stall report");
+    /// assert_eq!((report.actor, report.receiver), (producer.id(), slow.id()));
+    /// assert!(matches!(report.cause, StallCause::Overloaded { .. }));
+    /// assert!(report.muted_for >= Duration::from_millis(100));
+    /// println!("{report}"); // actor 2 has been muted for 125.3ms on actor 1 (overloaded, 19 queued)
+    /// rt.wait();
+    /// ```
+    pub fn on_stall(
+        mut self,
+        threshold: Duration,
+        report: impl Fn(StallReport) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_stall = Some(OnStall {
+            threshold,
+            report: Arc::new(report),
+        });
+        self
+    }
+
     /// Starts the workers and mints the root authority, for the program's entry point: the
     /// only way to obtain an [`AmbientAuth`].
     pub fn build_with_auth(self) -> Result<(Runtime, AmbientAuth), BuildError> {
@@ -185,6 +261,14 @@ impl Builder {
             parkers.iter().map(|p| p.unparker().clone()).collect(),
             timers,
         ));
+        if let (Some(watch), None) = (self.on_stall, config.deterministic) {
+            let period = watch.period();
+            let fire = watch.watch(Arc::downgrade(&shared));
+            // Does not keep the runtime alive; ends with the timer thread.
+            shared
+                .timers
+                .add(period, Some(period), None, Box::new(fire));
+        }
         let mut runtime = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(config.threads),
@@ -295,6 +379,11 @@ impl Runtime {
     /// Who is muted on whom right now (see [`RuntimeHandle::mute_snapshot`]).
     pub fn mute_snapshot(&self) -> crate::MuteSnapshot {
         self.shared.mute_snapshot()
+    }
+
+    /// Every actor muted for longer than `threshold` right now (see [`RuntimeHandle::stalls`]).
+    pub fn stalls(&self, threshold: Duration) -> Vec<StallReport> {
+        self.shared.stalls(threshold)
     }
 
     /// Blocks until every actor is quiescent, then shuts down and reports.
@@ -431,6 +520,14 @@ impl RuntimeHandle {
     /// Who is muted on whom right now, plus overloaded, pressured and muted actors.
     pub fn mute_snapshot(&self) -> crate::MuteSnapshot {
         self.shared.mute_snapshot()
+    }
+
+    /// Every actor muted (not scheduled) for longer than `threshold` right now, with the
+    /// receiver it is muted on, oldest first: the on-demand form of
+    /// [`Builder::on_stall`]. Costs one lock on the mute graph, and a read of every live
+    /// actor's state when some mute is that old: a diagnostic, not a hot path.
+    pub fn stalls(&self, threshold: Duration) -> Vec<StallReport> {
+        self.shared.stalls(threshold)
     }
 
     /// Whether the runtime still accepts messages (not quiescent, not shut down).

@@ -229,3 +229,67 @@ fn recipient_is_pressured_agrees_with_actor_ref() {
     ));
     assert!(!Recipient::<u32>::closed().is_pressured());
 }
+
+/// A sender muted on a gate that stays overloaded is reported once, with the gate, after the
+/// threshold and not before; `stalls` lists it while it lasts and forgets it after.
+#[test]
+fn a_stalled_actor_is_reported_once_with_the_receiver_it_waits_on() {
+    use rein::{StallCause, StallReport};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    let reports: Arc<Mutex<Vec<(StallReport, Instant)>>> = Arc::default();
+    let log = reports.clone();
+    let threshold = Duration::from_millis(150);
+    let rt = Runtime::builder()
+        .threads(2)
+        .watermarks(LOW, HIGH)
+        .on_stall(threshold, move |report| {
+            log.lock().unwrap().push((report, Instant::now()))
+        })
+        .build()
+        .unwrap();
+    let (gate, open, _) = held_gate(&rt);
+    let _opener = Opener(open.clone());
+    let ran_again = Arc::new(AtomicBool::new(false));
+    let sender = rt.spawn(Sender {
+        recipient: gate.recipient(),
+        to: gate.clone(),
+        way: Way::Send,
+        burst: 100,
+        refused: Arc::default(),
+        ran_again: ran_again.clone(),
+        first: true,
+    });
+    let muted_from = Instant::now();
+    sender.send(()).unwrap();
+    sender.send(()).unwrap();
+    until("the stall report", || !reports.lock().unwrap().is_empty());
+    let (report, at) = reports.lock().unwrap()[0].clone();
+    assert_eq!(report.actor, sender.id());
+    assert_eq!(report.receiver, gate.id());
+    assert!(matches!(report.cause, StallCause::Overloaded { backlog } if backlog > HIGH));
+    assert!(report.muted_for >= threshold, "{report}");
+    assert!(
+        at.duration_since(muted_from) >= threshold,
+        "not before the threshold"
+    );
+    let listed = rt.stalls(threshold);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].actor, listed[0].receiver),
+        (sender.id(), gate.id())
+    );
+    assert!(rt.stalls(Duration::from_secs(3600)).is_empty());
+    // Still stalled: no second report for the same stall.
+    std::thread::sleep(threshold * 2);
+    assert_eq!(reports.lock().unwrap().len(), 1, "reported once");
+    open.store(true, SeqCst);
+    until("the sender runs again", || ran_again.load(SeqCst));
+    assert!(
+        rt.stalls(Duration::ZERO).is_empty(),
+        "no stall once it resumed"
+    );
+    wait(rt);
+    assert_eq!(reports.lock().unwrap().len(), 1);
+}
