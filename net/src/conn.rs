@@ -107,6 +107,8 @@ pub(crate) struct Core {
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) local: Option<SocketAddr>,
     pub(crate) socket: Option<SocketOptions>,
+    /// Writes from other actors dropped by the overflow policy, and their bytes.
+    pub(crate) dropped: (u64, u64),
 }
 
 impl Core {
@@ -121,6 +123,7 @@ impl Core {
             peer: None,
             local: None,
             socket: None,
+            dropped: (0, 0),
         }
     }
 
@@ -185,6 +188,23 @@ impl<H: ConnectionHandler> Conn<'_, '_, H> {
     /// Bytes queued and not yet handed to the operating system.
     pub fn queued(&self) -> usize {
         self.core.writes.queued()
+    }
+
+    /// The most bytes that were ever queued at once on this connection (after the overflow
+    /// policy acted on each write): what a slow peer cost in memory at worst.
+    pub fn peak_queued(&self) -> usize {
+        self.core.writes.peak()
+    }
+
+    /// Writes from other actors that the [overflow policy](crate::Overflow) dropped so far
+    /// ([`DropNewest`](crate::Overflow::DropNewest) and [`Lag`](crate::Overflow::Lag)).
+    pub fn dropped_writes(&self) -> u64 {
+        self.core.dropped.0
+    }
+
+    /// The bytes of those dropped writes.
+    pub fn dropped_bytes(&self) -> u64 {
+        self.core.dropped.1
     }
 
     /// Stops reading from the socket (the kernel buffer fills and TCP slows the peer down) and

@@ -119,6 +119,12 @@ pub trait ConnectionHandler: Sized + Send + 'static {
     /// send the bytes kept from that refusal here.
     fn unthrottled(&mut self, _conn: &mut Conn<'_, '_, Self>) {}
 
+    /// Under [`Overflow::Lag`](crate::Overflow::Lag): the peer fell behind and `missed` writes
+    /// from other actors were dropped (the oldest first) since the last call; the queue has now
+    /// drained to the low watermark. Tell the peer in the protocol's terms, for instance
+    /// `conn.send(format!("* {missed} messages skipped\n"))`. The default does nothing.
+    fn lagged(&mut self, _conn: &mut Conn<'_, '_, Self>, _missed: u64) {}
+
     /// All bytes of the send with this token were handed to the operating system.
     fn sent(&mut self, _conn: &mut Conn<'_, '_, Self>, _token: SendToken) {}
 
@@ -165,6 +171,10 @@ pub enum CloseReason {
     ///
     /// [`ConnRef::close`]: crate::ConnRef::close
     Closed,
+    /// The peer did not read what other actors wrote to it fast enough, and the
+    /// [`Overflow::Disconnect`](crate::Overflow::Disconnect) policy aborted the connection
+    /// (queued bytes dropped, the peer sees a reset).
+    SendQueueFull,
     /// Closed at once from this side ([`Conn::abort`], [`ConnRef::abort`]), or a graceful
     /// close whose queued bytes the peer did not take within `close_linger`: queued bytes were
     /// dropped and the peer saw a reset.
@@ -199,6 +209,9 @@ impl fmt::Display for CloseReason {
             CloseReason::TimedOut => f.write_str("the connection was idle too long"),
             CloseReason::FrameError(e) => write!(f, "framing error: {e}"),
             CloseReason::Closed => f.write_str("closed"),
+            CloseReason::SendQueueFull => {
+                f.write_str("the peer fell too far behind (send queue full)")
+            }
             CloseReason::Aborted => f.write_str("aborted"),
             CloseReason::Shutdown => f.write_str("the runtime shut down"),
             CloseReason::Panicked => f.write_str("the handler panicked"),

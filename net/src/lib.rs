@@ -100,6 +100,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod broadcast;
 mod conn;
 mod connection;
 mod framing;
@@ -114,7 +115,7 @@ pub use auth::{TcpConnectAuth, TcpListenAuth};
 pub use bytes::{Bytes, BytesMut};
 pub use conn::{Conn, SendError, SendToken, SocketOptions};
 pub use connection::msg::{ConnMsg, ConnRef};
-pub use connection::options::ConnectionOptions;
+pub use connection::options::{ConnectionOptions, Overflow};
 pub use connection::TcpConnection;
 pub use framing::{FrameError, Framing, Prefix};
 pub use handler::{CloseReason, ConnectError, ConnectionEnded, ConnectionHandler, Flow};

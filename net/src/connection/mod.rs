@@ -32,6 +32,11 @@
 //! must keep reading its peer's replies, or a full-duplex stream would deadlock, each side
 //! waiting for the other to read.
 //!
+//! Writes from other actors go through the connection's [`Overflow`] policy: by default the
+//! connection applies backpressure on itself while throttled, so its writers are muted; the
+//! other policies never apply it and bound the write queue by dropping (newest or oldest) or
+//! by disconnecting, so that a writer serving many peers is not held back by the slowest.
+//!
 //! A host name is resolved first, on a helper thread (see `resolve`), never on a worker: the
 //! system resolver blocks, for seconds when DNS is slow. The answer arrives as an internal
 //! message; meanwhile the actor is idle and its worker runs other actors. The connect timeout
@@ -50,7 +55,7 @@ use crate::io_thread::Reactor;
 use crate::resolve;
 use crate::{
     CloseReason, Conn, ConnRef, ConnectError, ConnectionEnded, ConnectionHandler,
-    ConnectionOptions, Flow, TcpConnectAuth,
+    ConnectionOptions, Flow, Overflow, TcpConnectAuth,
 };
 use bytes::Bytes;
 use connect::{Connector, Progress};
@@ -101,6 +106,8 @@ pub struct TcpConnection<H: ConnectionHandler> {
     outbound: Outbound,
     throttle: Throttle,
     posted: Posted,
+    /// Writes dropped by [`Overflow::Lag`] that the handler has not heard of yet.
+    missed: u64,
     idle_timer: Option<Timer>,
     linger_timer: Option<Timer>,
     last_activity: Instant,
@@ -203,6 +210,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             outbound: Outbound::Ready,
             throttle: Throttle::Off,
             posted: Posted::default(),
+            missed: 0,
             idle_timer: None,
             linger_timer: None,
             last_activity: Instant::now(),
@@ -404,6 +412,44 @@ impl<H: ConnectionHandler> TcpConnection<H> {
 
     // ------------------------------------------------------------------ writing and closing
 
+    /// Whether a peer that lagged has caught up enough to be told: its queue drained to the
+    /// low watermark, or to half the `Lag` limit if that is lower (otherwise, with a limit under
+    /// the low watermark, it would be told after every drop and the notices, which are never
+    /// dropped, would pile up).
+    fn caught_up(&self) -> bool {
+        let mut level = self.opts.low_watermark;
+        if let Overflow::Lag { limit } = self.opts.overflow {
+            level = level.min(limit / 2);
+        }
+        self.core.writes.queued() <= level
+    }
+
+    /// Bytes another actor wrote ([`ConnRef::write`]), through the overflow policy.
+    fn write_from_other(&mut self, bytes: Bytes) {
+        let writes = &mut self.core.writes;
+        let over = |limit: usize| writes.queued() > 0 && writes.queued() + bytes.len() > limit;
+        match self.opts.overflow {
+            Overflow::DropNewest { limit } if over(limit) => {
+                self.core.dropped.0 += 1;
+                self.core.dropped.1 += bytes.len() as u64;
+            }
+            Overflow::Disconnect { limit } if over(limit) => {
+                self.core.request.abort(CloseReason::SendQueueFull);
+            }
+            Overflow::Lag { limit } => {
+                writes.push(bytes);
+                let (chunks, dropped) = writes.drop_oldest_over(limit);
+                self.missed += chunks;
+                self.core.dropped.0 += chunks;
+                self.core.dropped.1 += dropped as u64;
+            }
+            _ => {
+                writes.push(bytes);
+            }
+        }
+        self.core.writes.note_peak();
+    }
+
     /// After any event or callback: act on close requests, flush, report sent tokens, throttle or
     /// unthrottle, and finish a graceful close. Loops because callbacks can queue more; after a
     /// few rounds it finishes in a later turn so one connection cannot hold the worker.
@@ -436,7 +482,11 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             // `throttled` and then `unthrottled`, even if the kernel takes everything at once.
             if self.throttle == Throttle::Off && self.core.writes.over_high() {
                 self.throttle = Throttle::On;
-                let _ = Backpressure::apply(&self.pressure);
+                // Only the default policy holds writers back; the others bound the queue
+                // themselves, so that one slow peer cannot stall a writer that serves many.
+                if self.opts.overflow == Overflow::MuteWriters {
+                    let _ = Backpressure::apply(&self.pressure);
+                }
                 self.with_conn(ctx, |h, conn| h.throttled(conn));
                 continue;
             }
@@ -473,6 +523,11 @@ impl<H: ConnectionHandler> TcpConnection<H> {
                     self.delivery = Delivery::Flowing;
                     self.schedule_read(ctx);
                 }
+                continue;
+            }
+            if self.missed > 0 && self.core.is_open() && self.caught_up() {
+                let missed = std::mem::take(&mut self.missed);
+                self.with_conn(ctx, |h, conn| h.lagged(conn, missed));
                 continue;
             }
             if self.core.stage == Stage::Closing(Closing::Flushing)
@@ -636,8 +691,10 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
         match msg {
             Msg::User(msg) => self.with_conn(ctx, |h, conn| h.message(conn, msg)),
             Msg::Write(bytes) => {
-                if matches!(self.core.stage, Stage::Connecting | Stage::Open) {
-                    self.core.writes.push(bytes);
+                if matches!(self.core.stage, Stage::Connecting | Stage::Open)
+                    && self.core.request.is_none()
+                {
+                    self.write_from_other(bytes);
                 }
             }
             Msg::Close => self.core.request.graceful(CloseReason::Closed),

@@ -14,7 +14,7 @@
 use crate::resolve;
 use crate::Readiness;
 use bytes::Bytes;
-use rein::{ActorDown, ActorId, Recipient, SendError};
+use rein::{ActorDown, ActorId, Recipient, SendError, TrySendError};
 use std::fmt;
 use std::io;
 
@@ -117,7 +117,10 @@ impl<M> fmt::Debug for ConnMsg<M> {
 /// Sends from inside an actor's behaviour obey rein's backpressure: while the connection is
 /// throttled (its write queue over the high watermark) or its mailbox is over its watermark,
 /// the sending actor is muted after its behaviour, so a hub writing to a slow client slows
-/// down instead of queueing without bound.
+/// down instead of queueing without bound. A writer that must not wait for its slowest peer
+/// either gives the connection another [`Overflow`](crate::Overflow) policy (drop, lag or
+/// disconnect instead of muting the writer), or checks [`is_pressured`](ConnRef::is_pressured)
+/// / uses [`try_write`](ConnRef::try_write) and decides for itself.
 ///
 /// A handler gets its own address from [`Conn::myself`](crate::Conn::myself); a listener hands
 /// out each accepted connection's through [`ListenNotify::accepted`](crate::ListenNotify::accepted);
@@ -144,7 +147,8 @@ impl<M: Send + 'static> ConnRef<M> {
     }
 
     /// Queues `bytes` for writing, whatever the write queue holds: backpressure, not a
-    /// refusal, holds writers back (see above). Hands them back if the connection has ended.
+    /// refusal, holds writers back (see above), or the connection's
+    /// [`Overflow`](crate::Overflow) policy drops them or disconnects the peer. Hands them back if the connection has ended.
     /// Bytes written before the connection is open go out once it is; bytes that arrive after
     /// a close was asked for are dropped (the close flushes what was queued before it).
     pub fn write(&self, bytes: impl Into<Bytes>) -> Result<(), SendError<Bytes>> {
@@ -155,16 +159,18 @@ impl<M: Send + 'static> ConnRef<M> {
     /// flushed, the write side is shut down, and the connection ends once the peer closes too
     /// (see [`Conn::close`](crate::Conn::close)). The handler hears
     /// [`CloseReason::Closed`](crate::CloseReason::Closed). Returns `false` if the connection
-    /// had already ended.
+    /// had already ended. Never mutes the caller: one message that ends the connection cannot
+    /// grow its mailbox.
     pub fn close(&self) -> bool {
-        self.to.send(ConnMsg(Msg::Close)).is_ok()
+        self.to.send_ignoring_pressure(ConnMsg(Msg::Close)).is_ok()
     }
 
     /// Closes at once: queued bytes are dropped and the peer sees a reset. The handler hears
     /// [`CloseReason::Aborted`](crate::CloseReason::Aborted). Returns `false` if the
-    /// connection had already ended.
+    /// connection had already ended. Never mutes the caller, like [`close`](ConnRef::close):
+    /// disconnecting a peer that is behind must not wait for it.
     pub fn abort(&self) -> bool {
-        self.to.send(ConnMsg(Msg::Abort)).is_ok()
+        self.to.send_ignoring_pressure(ConnMsg(Msg::Abort)).is_ok()
     }
 
     /// An address that takes bytes to write, for code that wants a [`Recipient`] (a pipeline
@@ -181,6 +187,23 @@ impl<M: Send + 'static> ConnRef<M> {
     /// Whether the connection has ended (sends would be handed back).
     pub fn is_closed(&self) -> bool {
         self.to.is_stopped()
+    }
+
+    /// Whether a write now would mute the writing actor: the connection is throttled under
+    /// the default [`Overflow::MuteWriters`](crate::Overflow::MuteWriters) policy (its peer is
+    /// behind), or its mailbox is over its watermark. A writer that serves many peers checks
+    /// it, or uses [`try_write`](ConnRef::try_write), to skip a peer that is behind rather than
+    /// wait for it.
+    pub fn is_pressured(&self) -> bool {
+        self.writer.is_pressured()
+    }
+
+    /// Queues `bytes` for writing unless the connection [is pressured](ConnRef::is_pressured),
+    /// in which case they are handed back ([`TrySendError::Pressured`]) and the caller is not
+    /// muted: it can drop them, keep them for later, or disconnect the peer.
+    /// [`TrySendError::Stopped`] hands them back once the connection has ended.
+    pub fn try_write(&self, bytes: impl Into<Bytes>) -> Result<(), TrySendError<Bytes>> {
+        self.writer.try_send(bytes.into())
     }
 }
 

@@ -1,9 +1,70 @@
-//! [`ConnectionOptions`]: per-connection settings.
+//! [`ConnectionOptions`]: per-connection settings, and [`Overflow`]: what a connection does
+//! with writes from other actors while its peer is not reading.
 //!
 //! Kept apart so the actor's module holds behaviour only; every default is documented on its
 //! field, and the defaults are the ones the crate's backpressure story is told with.
 
 use std::time::Duration;
+
+/// What a connection does with writes from other actors ([`ConnRef::write`],
+/// [`ConnRef::writer`]) while its peer does not read them as fast as they come.
+///
+/// The default, [`MuteWriters`](Overflow::MuteWriters), is rein's backpressure: nothing is
+/// lost and memory is bounded, but a writer waits for the slowest connection it writes to. A
+/// writer that serves many peers (a chat hub, a broadcaster, a game server) must not be held
+/// back by one peer that stopped reading; choose one of the other policies for its connections.
+/// Each bounds the bytes queued for the peer by `limit` instead, and treats the writes that do
+/// not fit its own way. None of them applies to the handler's own [`Conn::send`], which is
+/// refused past the high watermark whatever the policy.
+///
+/// ```
+/// use rein_net::{ConnectionOptions, Overflow};
+///
+/// // A chat server's clients: a client that falls 256 KiB behind skips ahead to the newest
+/// // lines, and its handler hears how many it missed (`ConnectionHandler::lagged`).
+/// let opts = ConnectionOptions { overflow: Overflow::Lag { limit: 256 * 1024 }, ..Default::default() };
+/// # let _ = opts;
+/// ```
+///
+/// [`ConnRef::write`]: crate::ConnRef::write
+/// [`ConnRef::writer`]: crate::ConnRef::writer
+/// [`Conn::send`]: crate::Conn::send
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// While the write queue is over its high watermark the connection applies rein
+    /// backpressure on itself: the actors writing to it are muted after their behaviour until
+    /// it drains to the low watermark. Nothing is dropped; the writer runs at the pace of its
+    /// slowest peer. The default.
+    MuteWriters,
+    /// A write that would take the queue past `limit` bytes is dropped (unless the queue is
+    /// empty) and counted ([`Conn::dropped_writes`](crate::Conn::dropped_writes)). The peer
+    /// misses the newest data; what it gets is a prefix of what was written, message by
+    /// message. Writers are never muted for the peer's sake.
+    DropNewest {
+        /// Bytes the queue may hold.
+        limit: usize,
+    },
+    /// A write that would take the queue past `limit` bytes aborts the connection: the slow
+    /// peer is disconnected (IRC's "Max SendQ exceeded"), and the handler hears
+    /// [`CloseReason::SendQueueFull`](crate::CloseReason::SendQueueFull). Writers are never
+    /// muted for the peer's sake.
+    Disconnect {
+        /// Bytes the queue may hold.
+        limit: usize,
+    },
+    /// Writes are always queued, and the *oldest* queued writes of other actors are dropped
+    /// until at most `limit` bytes are queued (the chunk going out now and the handler's own
+    /// sends are kept), so a slow peer skips ahead to the newest data, like a lagging receiver
+    /// of tokio's broadcast channel. Once the queue has drained to the low watermark (or to half
+    /// the limit, if that is lower) the handler hears
+    /// [`lagged`](crate::ConnectionHandler::lagged) with the number of writes the peer missed,
+    /// to tell it. Writers are never muted for the peer's sake.
+    Lag {
+        /// Bytes the queue may hold.
+        limit: usize,
+    },
+}
 
 /// Per-connection settings.
 #[derive(Debug, Clone)]
@@ -43,6 +104,13 @@ pub struct ConnectionOptions {
     /// 1024 messages, i.e. up to 1024 buffers). Invalid values (`low >= high`) also fall back
     /// to the runtime's.
     pub mailbox_watermarks: Option<(usize, usize)>,
+    /// What writes from other actors do while the peer is slow (default
+    /// [`Overflow::MuteWriters`]: the writers are muted). The other policies bound the write
+    /// queue by dropping or disconnecting instead, so that one slow peer cannot stall a writer
+    /// that serves many. Writers can still be muted for a moment while the connection's own
+    /// mailbox is over [`mailbox_watermarks`](ConnectionOptions::mailbox_watermarks), which it
+    /// drains at once whatever its peer does.
+    pub overflow: Overflow,
 }
 
 impl Default for ConnectionOptions {
@@ -60,6 +128,7 @@ impl Default for ConnectionOptions {
             attempt_delay: Duration::from_millis(250),
             close_linger: Duration::from_secs(5),
             mailbox_watermarks: Some((4, 16)),
+            overflow: Overflow::MuteWriters,
         }
     }
 }

@@ -9,6 +9,11 @@
 //! The queue also keeps the watermarks: at or above the high one [`Conn::send`] refuses and
 //! the connection throttles; at or below the low one it unthrottles.
 //!
+//! Chunks written by other actors (`ConnRef::write`) are marked *droppable*: under the
+//! [`Overflow::Lag`](crate::Overflow::Lag) policy the oldest of them give way to new ones. The
+//! handler's own sends are never dropped, nor is the chunk at the head, which may be going out
+//! already.
+//!
 //! [`Conn::send`]: crate::Conn::send
 
 use crate::SendToken;
@@ -37,11 +42,22 @@ impl Flushed {
     }
 }
 
+/// One queued send.
+#[derive(Debug)]
+struct Chunk {
+    bytes: Bytes,
+    token: SendToken,
+    /// Written by another actor: the `Lag` overflow policy may drop it.
+    droppable: bool,
+}
+
 /// Queued chunks, their tokens, and the watermarks.
 #[derive(Debug)]
 pub(crate) struct WriteQueue {
-    chunks: VecDeque<(Bytes, SendToken)>,
+    chunks: VecDeque<Chunk>,
     queued: usize,
+    /// The most bytes queued at once, as of the last [`note_peak`](WriteQueue::note_peak).
+    peak: usize,
     high: usize,
     low: usize,
     next_token: u64,
@@ -56,6 +72,7 @@ impl WriteQueue {
         WriteQueue {
             chunks: VecDeque::new(),
             queued: 0,
+            peak: 0,
             high,
             low,
             next_token: 0,
@@ -68,7 +85,9 @@ impl WriteQueue {
     /// (and remembers the refusal).
     pub(crate) fn offer(&mut self, bytes: Bytes) -> Result<SendToken, Bytes> {
         if self.is_writeable() {
-            Ok(self.push(bytes))
+            let token = self.enqueue(bytes, false);
+            self.note_peak();
+            Ok(token)
         } else {
             self.refused = true;
             Err(bytes)
@@ -76,17 +95,53 @@ impl WriteQueue {
     }
 
     /// Queues `bytes` whatever the watermark (for writes from other actors, which the runtime
-    /// already holds back through backpressure).
+    /// already holds back through backpressure, or an overflow policy bounds). Droppable.
     pub(crate) fn push(&mut self, bytes: Bytes) -> SendToken {
+        self.enqueue(bytes, true)
+    }
+
+    fn enqueue(&mut self, bytes: Bytes, droppable: bool) -> SendToken {
         let token = SendToken(self.next_token);
         self.next_token += 1;
         if bytes.is_empty() {
             self.written.push(token);
         } else {
             self.queued += bytes.len();
-            self.chunks.push_back((bytes, token));
+            self.chunks.push_back(Chunk {
+                bytes,
+                token,
+                droppable,
+            });
         }
         token
+    }
+
+    /// Drops the oldest droppable chunks, never the head, until at most `limit` bytes are
+    /// queued (or nothing droppable is left). Returns how many chunks and bytes it dropped.
+    pub(crate) fn drop_oldest_over(&mut self, limit: usize) -> (u64, usize) {
+        let (mut chunks, mut bytes) = (0, 0);
+        let mut at = 1;
+        while self.queued > limit && at < self.chunks.len() {
+            if self.chunks[at].droppable {
+                let dropped = self.chunks.remove(at).expect("in range");
+                self.queued -= dropped.bytes.len();
+                bytes += dropped.bytes.len();
+                chunks += 1;
+            } else {
+                at += 1;
+            }
+        }
+        (chunks, bytes)
+    }
+
+    /// Records the bytes queued now if they are the most so far.
+    pub(crate) fn note_peak(&mut self) {
+        self.peak = self.peak.max(self.queued);
+    }
+
+    /// The most bytes queued at once so far (see [`note_peak`](WriteQueue::note_peak)).
+    pub(crate) fn peak(&self) -> usize {
+        self.peak
     }
 
     pub(crate) fn is_writeable(&self) -> bool {
@@ -144,8 +199,8 @@ impl WriteQueue {
         while !self.chunks.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let mut count = 0;
-            for ((chunk, _), slot) in self.chunks.iter().zip(slices.iter_mut()) {
-                *slot = IoSlice::new(chunk);
+            for (chunk, slot) in self.chunks.iter().zip(slices.iter_mut()) {
+                *slot = IoSlice::new(&chunk.bytes);
                 count += 1;
             }
             let n = match out.write_vectored(&slices[..count]) {
@@ -167,11 +222,11 @@ impl WriteQueue {
     fn consume(&mut self, mut n: usize) {
         self.queued -= n;
         while n > 0 {
-            let front = &mut self.chunks[0].0;
+            let front = &mut self.chunks[0].bytes;
             if n >= front.len() {
                 n -= front.len();
-                let (_, token) = self.chunks.pop_front().expect("non-empty");
-                self.written.push(token);
+                let chunk = self.chunks.pop_front().expect("non-empty");
+                self.written.push(chunk.token);
             } else {
                 front.advance(n);
                 n = 0;
@@ -277,7 +332,7 @@ mod tests {
         let mut queue = WriteQueue::new(1 << 20, 1 << 19);
         queue.push(data);
         assert_eq!(
-            queue.chunks[0].0.as_ptr(),
+            queue.chunks[0].bytes.as_ptr(),
             at,
             "the queued chunk is the sent buffer"
         );
@@ -294,5 +349,28 @@ mod tests {
         assert!(!queue.has_queued());
         queue.shrink_if_empty();
         assert_eq!(queue.chunks.capacity(), 0);
+    }
+
+    #[test]
+    fn lag_drops_the_oldest_writes_of_others_never_the_head_nor_own_sends() {
+        let mut queue = WriteQueue::new(1 << 20, 1 << 19);
+        queue.push(Bytes::from_static(b"head"));
+        queue.push(Bytes::from_static(b"old1"));
+        queue.offer(Bytes::from_static(b"mine")).unwrap();
+        queue.push(Bytes::from_static(b"old2"));
+        queue.push(Bytes::from_static(b"new"));
+        queue.note_peak();
+        assert_eq!(queue.queued(), 19);
+        assert_eq!(queue.drop_oldest_over(12), (2, 8));
+        let left: Vec<_> = queue.chunks.iter().map(|c| c.bytes.clone()).collect();
+        assert_eq!(left, ["head", "mine", "new"]);
+        assert_eq!(queue.queued(), 11);
+        assert_eq!(
+            queue.drop_oldest_over(0),
+            (1, 3),
+            "only `new` was left to drop"
+        );
+        assert_eq!(queue.queued(), 8);
+        assert_eq!(queue.peak(), 19);
     }
 }
