@@ -7,7 +7,8 @@
 //! to re-enter. The part of the connection a handler may change is [`Core`]; the rest of the
 //! actor is out of its reach.
 
-use crate::connection::msg::{ConnMsg, Msg};
+use crate::connection::gate::ReadGate;
+use crate::connection::msg::{ConnMsg, Msg, Step};
 use crate::connection::state::{CloseRequest, Mute, Stage};
 use crate::connection::write_queue::WriteQueue;
 use crate::connection::TcpConnection;
@@ -20,6 +21,7 @@ use rein::{
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Identifies one [`Conn::send`]; handed back to [`sent`](crate::ConnectionHandler::sent) once
@@ -109,6 +111,8 @@ pub(crate) struct Core {
     pub(crate) socket: Option<SocketOptions>,
     /// Writes from other actors dropped by the overflow policy, and their bytes.
     pub(crate) dropped: (u64, u64),
+    /// The read gate an ingress discipline controls, once one asked for it.
+    pub(crate) gate: Option<Arc<ReadGate>>,
 }
 
 impl Core {
@@ -124,6 +128,7 @@ impl Core {
             local: None,
             socket: None,
             dropped: (0, 0),
+            gate: None,
         }
     }
 
@@ -271,6 +276,23 @@ impl<H: ConnectionHandler> Conn<'_, '_, H> {
     /// The socket options in force, once connected (see [`SocketOptions`]).
     pub fn socket_options(&self) -> Option<SocketOptions> {
         self.core.socket
+    }
+
+    /// This connection's read gate (made on first use): reading and delivery also stop while
+    /// it is closed. For [`crate::ingress`], which opens and closes it from the consumer's
+    /// side.
+    pub(crate) fn read_gate(&mut self) -> Arc<ReadGate> {
+        let me = self.ctx.myself();
+        self.core
+            .gate
+            .get_or_insert_with(|| {
+                Arc::new(ReadGate::new(Box::new(move || {
+                    // Whoever opens the gate (a consumer) must not be muted on this
+                    // connection for it.
+                    let _ = me.send_ignoring_pressure(ConnMsg(Msg::Step(Step::GateOpened)));
+                })))
+            })
+            .clone()
     }
 
     /// This connection's address, to hand to other actors (a hub that may write to it, kick

@@ -107,6 +107,7 @@ mod framing;
 mod handler;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod ingress;
 mod io_thread;
 mod listener;
 mod resolve;

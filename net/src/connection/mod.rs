@@ -43,6 +43,7 @@
 //! is armed before the lookup, so it bounds resolution too.
 
 pub(crate) mod connect;
+pub(crate) mod gate;
 pub(crate) mod msg;
 pub(crate) mod options;
 pub(crate) mod read_buf;
@@ -59,6 +60,7 @@ use crate::{
 };
 use bytes::Bytes;
 use connect::{Connector, Progress};
+use gate::Gate;
 use mio::net::TcpStream;
 use msg::{ConnMsg, Msg, Step};
 use read_buf::ReadBuf;
@@ -110,6 +112,8 @@ pub struct TcpConnection<H: ConnectionHandler> {
     missed: u64,
     idle_timer: Option<Timer>,
     linger_timer: Option<Timer>,
+    /// Reopens a read gate closed until an instant.
+    gate_timer: Option<Timer>,
     last_activity: Instant,
     id: Option<ActorId>,
     on_end: Option<EndNotice>,
@@ -213,6 +217,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             missed: 0,
             idle_timer: None,
             linger_timer: None,
+            gate_timer: None,
             last_activity: Instant::now(),
             id: None,
             on_end,
@@ -354,7 +359,29 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     }
 
     fn may_deliver(&self) -> bool {
-        self.core.is_open() && self.core.mute != Mute::On && self.delivery == Delivery::Flowing
+        self.core.is_open()
+            && self.core.mute != Mute::On
+            && self.delivery == Delivery::Flowing
+            && self.gate() == Gate::Open
+    }
+
+    /// The read gate an ingress controls ([`crate::ingress`]); open if there is none.
+    fn gate(&self) -> Gate {
+        match &self.core.gate {
+            Some(gate) => gate.at(Instant::now()),
+            None => Gate::Open,
+        }
+    }
+
+    /// A gate closed until an instant needs a timer to reopen it: arms one if none is pending.
+    fn arm_gate_timer(&mut self, ctx: &Context<Self>) {
+        if let Gate::Until(at) = self.gate() {
+            if self.gate_timer.as_ref().map_or(true, Timer::is_done) {
+                let msg = ConnMsg(Msg::Step(Step::GateTimer));
+                let delay = at.saturating_duration_since(Instant::now());
+                self.gate_timer = Some(ctx.after(delay, msg));
+            }
+        }
     }
 
     fn schedule_read(&mut self, ctx: &Context<Self>) {
@@ -585,9 +612,13 @@ impl<H: ConnectionHandler> TcpConnection<H> {
         self.core.stage = Stage::Closed;
         self.socket = None;
         self.connect = None;
-        for timer in [self.idle_timer.take(), self.linger_timer.take()]
-            .into_iter()
-            .flatten()
+        for timer in [
+            self.idle_timer.take(),
+            self.linger_timer.take(),
+            self.gate_timer.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             timer.cancel();
         }
@@ -744,8 +775,14 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
                 Step::Idle => self.idle_check(ctx),
                 Step::Linger => return self.linger_over(ctx),
                 Step::Settle => {}
+                Step::GateOpened => self.read(ctx),
+                Step::GateTimer => {
+                    self.gate_timer = None;
+                    self.read(ctx);
+                }
             },
         }
+        self.arm_gate_timer(ctx);
         self.settle(ctx);
     }
 

@@ -49,6 +49,10 @@ pub(crate) enum Step {
     Idle,
     Linger,
     Settle,
+    /// The read gate was opened from outside.
+    GateOpened,
+    /// A gate closed until an instant may be open now.
+    GateTimer,
 }
 
 impl<M> From<Bytes> for ConnMsg<M> {
@@ -89,6 +93,8 @@ impl<M: Clone> Clone for ConnMsg<M> {
                 Step::Idle => Step::Idle,
                 Step::Linger => Step::Linger,
                 Step::Settle => Step::Settle,
+                Step::GateOpened => Step::GateOpened,
+                Step::GateTimer => Step::GateTimer,
             }),
         })
     }
