@@ -209,7 +209,7 @@ impl Builder {
     /// assert_eq!((report.actor, report.receiver), (producer.id(), slow.id()));
     /// assert!(matches!(report.cause, StallCause::Overloaded { .. }));
     /// assert!(report.muted_for >= Duration::from_millis(100));
-    /// println!("{report}"); // actor 2 has been muted for 125.3ms on actor 1 (overloaded, 19 queued)
+    /// println!("{report}"); // actor#2 has been muted for 125.3ms on actor#1 (overloaded, 19 queued)
     /// rt.wait();
     /// ```
     pub fn on_stall(

@@ -61,7 +61,7 @@ impl fmt::Display for StallReport {
         };
         write!(
             f,
-            "actor {} has been muted for {:.1?} on actor {} ({why})",
+            "{} has been muted for {:.1?} on {} ({why})",
             self.actor, self.muted_for, self.receiver
         )
     }
