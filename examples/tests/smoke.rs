@@ -77,6 +77,11 @@ fn echo_over_loopback() {
 }
 
 #[test]
+fn chat_stays_live_with_a_client_that_never_reads() {
+    run(env!("CARGO_BIN_EXE_chat"), &["--self-check", "30"]);
+}
+
+#[test]
 fn outside_feed() {
     run(env!("CARGO_BIN_EXE_outside_feed"), &["--messages", "20000"]);
 }
