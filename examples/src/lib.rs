@@ -96,6 +96,11 @@ pub fn rss_kib() -> Option<u64> {
     proc_status_kib("VmRSS:")
 }
 
+/// Anonymous resident memory of this process in KiB (`RssAnon`): the heap, and thread stacks.
+pub fn anon_kib() -> Option<u64> {
+    proc_status_kib("RssAnon:")
+}
+
 fn proc_status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_status_kib(&status, field)

@@ -82,6 +82,30 @@ fn chat_stays_live_with_a_client_that_never_reads() {
 }
 
 #[test]
+fn abuse_describes_its_subcommands() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_abuse"))
+            .args(args)
+            .output()
+            .expect("run abuse --help");
+        assert!(out.status.success(), "abuse {args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    assert!(top.contains("server") && top.contains("client") && top.contains("plot"));
+    let server = help(&["server", "--help"]);
+    for flag in [
+        "--qdisc",
+        "--dashboard-port",
+        "--max-rss",
+        "--work-ms-per-mib",
+    ] {
+        assert!(server.contains(flag), "server --help lacks {flag}");
+    }
+    assert!(help(&["client", "--help"]).contains("--spammers"));
+}
+
+#[test]
 fn outside_feed() {
     run(env!("CARGO_BIN_EXE_outside_feed"), &["--messages", "20000"]);
 }
