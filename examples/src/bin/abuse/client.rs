@@ -125,9 +125,12 @@ fn spam(
     Ok(())
 }
 
-/// Microseconds since `epoch`.
-fn micros(epoch: Instant) -> u64 {
-    epoch.elapsed().as_micros() as u64
+/// Wall-clock microseconds (since the Unix epoch): both ends of a request read the same
+/// clock on one machine, so the server can tell how long a request took to reach it.
+pub fn wall_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Sends `rate` requests a second and measures each round trip; returns a summary line.
@@ -142,7 +145,6 @@ fn legit(
     reader
         .set_read_timeout(Some(POLL))
         .map_err(|e| e.to_string())?;
-    let epoch = Instant::now();
     let rtts: Arc<Mutex<Vec<u64>>> = Arc::default();
     let last_rtt = Arc::new(AtomicU64::new(0));
     let sending = Arc::new(AtomicBool::new(true));
@@ -161,7 +163,7 @@ fn legit(
                         if got == REPLY_LEN {
                             got = 0;
                             let sent = u64::from_be_bytes(reply[8..16].try_into().unwrap());
-                            let rtt = micros(epoch).saturating_sub(sent);
+                            let rtt = wall_micros().saturating_sub(sent);
                             last_rtt.store(rtt, Relaxed);
                             rtts.lock().unwrap().push(rtt);
                         }
@@ -193,7 +195,7 @@ fn legit(
         let mut request = vec![KIND_REQUEST];
         request.extend_from_slice(&(REQUEST_LEN as u32).to_be_bytes());
         request.extend_from_slice(&seq.to_be_bytes());
-        request.extend_from_slice(&micros(epoch).to_be_bytes());
+        request.extend_from_slice(&wall_micros().to_be_bytes());
         request.extend_from_slice(&last_rtt.load(Relaxed).to_be_bytes());
         match write_until(&mut stream, &request, until, stop, &ignore) {
             Ok(true) => seq += 1,

@@ -171,6 +171,7 @@ impl Sampler {
         self.last = Some((now, consumed));
         let (p50, p99) = percentiles(&tally.rtts);
         let (_, wait99) = percentiles(&tally.waits);
+        let (_, inbound99) = percentiles(&tally.inbound);
 
         let live: HashMap<PeerId, _> = ingress.peers.iter().map(|p| (p.id, p)).collect();
         let mut peers = Vec::new();
@@ -240,7 +241,8 @@ impl Sampler {
         let json = format!(
             "{{\"t\":{t:.2},\"qdisc\":\"{:?}\",\"rss\":{rss:.1},\"anon\":{anon:.1},\
              \"consumed\":{rate:.2},\"backlog\":{:.2},\"backlog_items\":{},\"flight\":{:.2},\
-             \"p50\":{:.3},\"p99\":{:.3},\"wait_p99\":{:.3},\"muted\":{n_muted},\
+             \"p50\":{:.3},\"p99\":{:.3},\"wait_p99\":{:.3},\"inbound_p99\":{:.3},\
+             \"muted\":{n_muted},\
              \"stopped\":{n_stopped},\"mutes\":{},\"peers\":[{}]}}",
             self.board.qdisc,
             ingress.queued_bytes as f64 / MIB,
@@ -249,6 +251,7 @@ impl Sampler {
             p50 / 1e3,
             p99 / 1e3,
             wait99 / 1e3,
+            inbound99 / 1e3,
             metrics.mutes,
             peers.join(",")
         );
@@ -329,8 +332,14 @@ impl Sampler {
         family(
             "abuse_request_wait_p99_seconds",
             "gauge",
-            "Time requests waited in the server, 99th percentile over 2 s.",
+            "Time requests waited in the ingress, 99th percentile over 2 s.",
             format!("{}", wait99 / 1e6),
+        );
+        family(
+            "abuse_request_inbound_p99_seconds",
+            "gauge",
+            "Time from a request's send to the consumer, 99th percentile over 2 s.",
+            format!("{}", inbound99 / 1e6),
         );
         family(
             "rein_messages_total",

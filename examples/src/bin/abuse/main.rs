@@ -22,8 +22,8 @@
 //!
 //! The wire protocol: frames of a 5-byte head (kind, then a big-endian u32 length) and a body.
 //! Kind 0 is a payload (no answer). Kind 1 is a request of 24 bytes (sequence number, the
-//! client's send time in µs, the client's last measured round trip in µs); the server answers
-//! with its first 16 bytes.
+//! client's send time in wall-clock µs, the client's last measured round trip in µs); the
+//! server answers with its first 16 bytes.
 
 mod client;
 mod dashboard;

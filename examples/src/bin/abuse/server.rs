@@ -54,8 +54,11 @@ pub struct TallyInner {
     pub replies_dropped: u64,
     /// Round trips the well-behaved peers measured and reported, in µs, with when they came.
     pub rtts: VecDeque<(Instant, u64)>,
-    /// How long requests waited in the server, from push to consumer, in µs.
+    /// How long requests waited in the ingress, from push to consumer, in µs.
     pub waits: VecDeque<(Instant, u64)>,
+    /// How long requests took from the client's send to the consumer, in µs (both ends read
+    /// the wall clock of one machine).
+    pub inbound: VecDeque<(Instant, u64)>,
 }
 
 #[derive(Default)]
@@ -245,6 +248,9 @@ impl Actor for Consumer {
                 }
                 let waited = (now - item.arrived).as_micros() as u64;
                 keep(&mut tally.waits, now, waited);
+                let sent = u64::from_be_bytes(item.data[8..16].try_into().expect("24 bytes"));
+                let inbound = crate::client::wall_micros().saturating_sub(sent);
+                keep(&mut tally.inbound, now, inbound);
                 // Never be muted on a peer: its connection may be muted itself (bounded), or
                 // behind because it does not read its answers. Its overflow policy
                 // (`connection_options`) bounds what waits for it instead.
@@ -354,6 +360,14 @@ fn summary(qdisc: Qdisc, start: Instant, tally: &Tally) {
     let mib = tally.consumed_bytes as f64 / (1 << 20) as f64;
     let peak = peak_rss_kib().map_or(0.0, |k| k as f64 / 1024.0);
     let (p50, p99) = dashboard::percentiles(&tally.rtts);
+    let (_, wait99) = dashboard::percentiles(&tally.waits);
+    let (_, inbound99) = dashboard::percentiles(&tally.inbound);
+    println!(
+        "legit requests (last 2 s): client to consumer p99 {:.2} ms, of which waiting in the \
+         ingress p99 {:.2} ms",
+        inbound99 / 1e3,
+        wait99 / 1e3
+    );
     println!(
         "ok: {qdisc:?}: consumed {mib:.0} MiB in {secs:.1} s ({:.1} MiB/s), {} payloads, {} \
          requests ({} answers to closed connections), peak RSS {peak:.1} MiB, legit round trip (last 10 s, \
