@@ -42,6 +42,19 @@
 //! * Readiness comes from a thread outside the runtime, and such sends are never muted: a
 //!   throttled connection always hears that its socket drained.
 //!
+//! ## Isolation: one peer must not cost the others
+//! * **Egress.** A writer that serves many peers must not wait for the slowest:
+//!   [`ConnectionOptions::overflow`] makes a connection drop ([`Overflow::DropNewest`]), skip
+//!   ahead ([`Overflow::Lag`]) or disconnect ([`Overflow::Disconnect`]) instead of muting its
+//!   writers; [`ConnRef::is_pressured`] and [`ConnRef::try_write`] let a writer decide per
+//!   write; [`broadcast::Broadcast`] fans messages out with a policy per subscriber. The
+//!   runtime's `Builder::on_stall` reports a writer that is stalled anyway, and on whom.
+//! * **Ingress.** When many connections feed one consumer, an [`ingress::Ingress`] with a
+//!   queueing discipline decides what is queued and which connections stop reading:
+//!   [`ingress::Unbounded`], [`ingress::Bounded`] (rein's muting), [`ingress::FairPerPeer`]
+//!   (a budget in flight per peer, least-served first), [`ingress::RateLimited`], or your own
+//!   [`ingress::Discipline`].
+//!
 //! ## Lifetime
 //! Every registered socket holds a keep-alive on the runtime, so a server runs while it listens
 //! or has connections, and `Runtime::wait` returns once all of them are closed.
