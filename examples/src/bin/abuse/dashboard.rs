@@ -136,7 +136,11 @@ impl Sampler {
         mut csv: Option<File>,
     ) -> Sampler {
         if let Some(file) = csv.as_mut() {
-            let _ = writeln!(file, "secs,rss_mib,anon_mib,consumed_mib_s,backlog_mib");
+            let _ = writeln!(
+                file,
+                "secs,rss_mib,anon_mib,consumed_mib_s,backlog_mib,legit_p99_ms,inbound_p99_ms,\
+                 wait_p99_ms"
+            );
         }
         Sampler {
             board,
@@ -419,8 +423,11 @@ impl Sampler {
         if let Some(file) = self.csv.as_mut() {
             let _ = writeln!(
                 file,
-                "{t:.2},{rss:.1},{anon:.1},{rate:.2},{:.2}",
-                ingress.queued_bytes as f64 / MIB
+                "{t:.2},{rss:.1},{anon:.1},{rate:.2},{:.2},{:.3},{:.3},{:.3}",
+                ingress.queued_bytes as f64 / MIB,
+                p99 / 1e3,
+                inbound99 / 1e3,
+                wait99 / 1e3
             );
         }
         self.board.publish(json, prom);

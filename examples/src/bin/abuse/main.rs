@@ -105,8 +105,9 @@ pub struct ServerArgs {
     /// Bytes per item handed to the consumer: payloads are cut into pieces of this size.
     #[arg(long, default_value = "16KiB", value_parser = parse_size)]
     piece: u64,
-    /// Append a sample (seconds, RSS MiB, anonymous MiB, consumed MiB/s, backlog MiB) to this
-    /// CSV file every sample period.
+    /// Write a sample (seconds, RSS MiB, anonymous MiB, consumed MiB/s, backlog MiB, and the
+    /// legitimate peers' p99 round trip, client-to-consumer time and ingress wait over the
+    /// last 2 s, in ms) to this CSV file every sample period.
     #[arg(long)]
     rss_log: Option<PathBuf>,
     /// Stop after this many seconds, with a summary (default: run until killed).
