@@ -125,10 +125,11 @@ pub fn report_runtime(report: &Report) {
     let turns: u64 = m.workers.iter().map(|w| w.turns).sum();
     println!(
         "runtime: {} workers, {} messages, {turns} turns, {} spawned, {steals} steals, \
-         {parks} parks, {} mutes, quiescent {}",
+         {parks} parks, {} handoffs, {} mutes, quiescent {}",
         m.workers.len(),
         m.messages(),
         m.spawned,
+        m.handoffs,
         m.mutes,
         report.quiescent
     );

@@ -85,6 +85,8 @@ pub(crate) struct Counters {
     pub(crate) resumes: Counter,
     pub(crate) pressure_applied: Counter,
     pub(crate) pressure_released: Counter,
+    /// Activations the watchdog took from a worker stuck in a long behaviour.
+    pub(crate) handoffs: Counter,
 }
 
 impl Counters {
@@ -114,6 +116,7 @@ impl Counters {
             resumes: Counter::new(),
             pressure_applied: Counter::new(),
             pressure_released: Counter::new(),
+            handoffs: Counter::new(),
         }
     }
 }
@@ -172,6 +175,9 @@ pub struct Metrics {
     pub overloaded_actors: u64,
     /// Actors that applied backpressure and have not released it.
     pub pressured_actors: u64,
+    /// Actors taken from a worker whose behaviour ran long (over about a millisecond) while they
+    /// waited in its next slot or lingered on it, so that another worker could run them.
+    pub handoffs: u64,
 }
 
 impl Metrics {

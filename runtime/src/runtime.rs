@@ -179,17 +179,30 @@ impl Builder {
                 Wheel::start(format!("{}-timer", config.thread_name)).map_err(BuildError::Spawn)?
             }
         };
+        let watchdog = Parker::new();
         let shared = Arc::new(Shared::new(
             config.clone(),
             locals.iter().map(|l| l.stealer()).collect(),
             parkers.iter().map(|p| p.unparker().clone()).collect(),
             timers,
+            watchdog.unparker().clone(),
         ));
         let mut runtime = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(config.threads),
+            watchdog: None,
             finished: false,
         };
+        if shared.watchdog.enabled() {
+            let shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-watchdog", config.thread_name))
+                .spawn(move || crate::scheduler::watchdog::run(shared, watchdog));
+            match spawned {
+                Ok(handle) => runtime.watchdog = Some(handle),
+                Err(e) => return Err(BuildError::Spawn(e)),
+            }
+        }
         for (index, (local, parker)) in locals.into_iter().zip(parkers).enumerate() {
             let shared = shared.clone();
             let spawned = std::thread::Builder::new()
@@ -243,6 +256,9 @@ impl Builder {
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// The thread that hands work stuck behind a long behaviour to other workers (none with a
+    /// single worker).
+    watchdog: Option<JoinHandle<()>>,
     finished: bool,
 }
 
@@ -329,6 +345,11 @@ impl Runtime {
         self.finished = true;
         let quiescent = self.shared.reached_quiescence();
         self.shared.close();
+        // Before the sweep: the watchdog may be requeueing a task it took, which the sweep must
+        // then find in the injector. (Its only user code, a task's drop, runs contained.)
+        if let Some(watchdog) = self.watchdog.take() {
+            let _ = watchdog.join();
+        }
         let worker_panics = self
             .threads
             .drain(..)

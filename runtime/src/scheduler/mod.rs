@@ -35,7 +35,18 @@
 //! idle, so request/response pairs keep their locality. When some worker sleeps, lingering
 //! actors with mail beyond the first go to the worker's stealable queue (and one sleeper is
 //! woken), so idle workers can share them; otherwise they keep lingering and are taken one at a
-//! time, round the list, so that their turns can linger again.
+//! time, round the list, so that their turns can linger again. A worker whose own turn runs long
+//! cannot look at them: the watchdog does (below).
+//!
+//! # Work stuck behind a long behaviour
+//! The next slot and the lingering list are private to their worker, which is what makes them
+//! cheap, and they pay off only because the worker gets back to them within microseconds. A
+//! behaviour that sleeps or computes for long would make them wait however idle the other workers
+//! are. So both live in the worker's [`Core`], shared with the [`watchdog`]: a thread that, while
+//! some worker holds such work, looks every half millisecond for a worker whose turn counter has
+//! not moved, and hands its next slot and its lingering actors with mail to the others (through
+//! the injector). [`handoff`] has the two protocols that keep that sound; the worker pays one
+//! CAS per next-slot hand-off and one per turn in which it lingers on something.
 //!
 //! # Sleeping without lost wake-ups
 //! A worker registers as sleeping (SeqCst), re-checks every queue, and only then parks; a thread
@@ -43,11 +54,15 @@
 //! the other, so work is never left with every worker asleep.
 
 mod deterministic;
+mod handoff;
+pub(crate) mod watchdog;
 mod worker;
 
 pub(crate) use worker::{on_worker_thread, Worker};
 
 use deterministic::Baton;
+use handoff::{Lendable, NextSlot};
+use watchdog::Watchdog;
 
 use crate::cell::{Cell, Runnable, Task};
 use crate::metrics::{Counters, Metrics, WorkerMetrics, WorkerStats};
@@ -72,6 +87,18 @@ const SPIN_BEFORE_PARK: u32 = 64;
 const RUNNING: u8 = 0;
 const QUIESCENT: u8 = 1;
 const CLOSED: u8 = 2;
+
+/// What a worker holds that only it runs, shared so that the watchdog can hand it to the others
+/// while the worker is stuck in a long behaviour (see [`handoff`] and [`watchdog`]). Written by
+/// its worker; one cache line, read by the watchdog once per tick.
+pub(crate) struct Core {
+    /// The next slot: an actor woken by a send from this worker, to run next here.
+    pub(crate) next: NextSlot<Task>,
+    /// Drained actors this worker keeps activated, their activations held by the mailbox's
+    /// lingering token. Entries may be stale (claimed by a sender since): the token, not this
+    /// list, says who holds an activation. Lent to the watchdog for the length of each turn.
+    pub(crate) lingering: Lendable<Vec<Task>>,
+}
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
@@ -99,6 +126,9 @@ pub(crate) struct Shared {
     pub(crate) mute_graph: MuteGraph,
     /// Deterministic mode only: who may run now (see [`deterministic`]).
     baton: Option<Baton>,
+    /// Per worker: its next slot and lingering list.
+    pub(crate) cores: Box<[CachePadded<Core>]>,
+    pub(crate) watchdog: Watchdog,
     /// Makes the next worker that finds a task panic outside the turn (see `Worker::run`).
     #[cfg(test)]
     pub(crate) inject_fault: AtomicBool,
@@ -110,6 +140,7 @@ impl Shared {
         stealers: Vec<Stealer<Task>>,
         unparkers: Vec<Unparker>,
         timers: Arc<Wheel>,
+        watchdog: Unparker,
     ) -> Self {
         let n = config.threads;
         Shared {
@@ -132,6 +163,15 @@ impl Shared {
             timers,
             mute_graph: MuteGraph::new(),
             baton: config.deterministic.map(|seed| Baton::new(n, seed)),
+            cores: (0..n)
+                .map(|_| {
+                    CachePadded::new(Core {
+                        next: NextSlot::new(),
+                        lingering: Lendable::new(Vec::new()),
+                    })
+                })
+                .collect(),
+            watchdog: Watchdog::new(n, config.deterministic.is_some(), watchdog),
             config,
             #[cfg(test)]
             inject_fault: AtomicBool::new(false),
@@ -146,6 +186,19 @@ impl Shared {
     #[inline]
     pub(crate) fn is_open(&self) -> bool {
         self.state.load(Relaxed) == RUNNING
+    }
+
+    /// Whether every worker is on the sleepers list (SeqCst: see `watchdog::run`).
+    pub(crate) fn all_asleep(&self) -> bool {
+        self.num_sleeping.load(SeqCst) == self.threads()
+    }
+
+    /// Activations ended by a thread that is not a worker of this runtime and started by no one
+    /// there (the watchdog's claims): counted like an outside thread's, then quiescence is checked
+    /// again, since the ending may be what it waited for.
+    pub(crate) fn activations_ended_outside(&self, n: i64) {
+        self.external_activations.fetch_sub(n, SeqCst);
+        self.try_quiesce();
     }
 
     /// Spawns `actor`. On a worker of this runtime it always succeeds (a runtime that is shutting
@@ -218,7 +271,7 @@ impl Shared {
     }
 
     /// Schedules an actor whose mailbox count just left zero.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn schedule_activation(&self, task: Task, worker: Option<&Worker>) {
         match worker {
             Some(w) => {
@@ -447,6 +500,7 @@ impl Shared {
     pub(crate) fn close(&self) {
         let _ = self.state.compare_exchange(RUNNING, CLOSED, SeqCst, SeqCst);
         self.timers.close();
+        self.watchdog.close();
         self.finish_waiters();
     }
 
@@ -496,6 +550,7 @@ impl Shared {
                 + self.external_activations.load(Relaxed),
             dropped_messages: c.dropped.get(),
             panics: c.panics.get() + self.timers.panics(),
+            handoffs: c.handoffs.get(),
             mutes: c.mutes.get(),
             unmutes: c.unmutes.get(),
             cycle_refusals: c.cycle_refusals.get(),
