@@ -10,7 +10,8 @@
 //! [`ListenerRef`], which can only close it.
 
 use crate::connection::{EndNotice, TcpConnection};
-use crate::io_thread::{Owner, Reactor, Readiness, Registered};
+use crate::io_thread::{Owner, Reactor, Registered};
+use crate::Readiness;
 use crate::{
     ConnRef, ConnectionEnded, ConnectionHandler, ConnectionOptions, Interest, TcpListenAuth,
 };
@@ -121,7 +122,7 @@ impl Default for ListenOptions {
 pub struct ListenerMsg(Msg);
 
 enum Msg {
-    /// Readiness from the I/O thread.
+    /// Readiness from the runtime's poller.
     Ready,
     /// Stop listening (accepted connections go on).
     Close,
@@ -317,8 +318,10 @@ impl<N: ListenNotify> Actor for TcpListener<N> {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let opened = self.open().and_then(|l| {
             let me = ctx.myself();
-            let owner: Owner = Arc::new(move |_: Readiness| {
-                let _ = me.send(ListenerMsg(Msg::Ready));
+            let owner: Owner = Arc::new(move |ready: Readiness| {
+                // A failed poller delivers no edge again: stop listening rather than hang.
+                let msg = if ready.failed { Msg::Close } else { Msg::Ready };
+                let _ = me.send(ListenerMsg(msg));
             });
             self.reactor.register_source(l, Interest::READABLE, owner)
         });

@@ -178,6 +178,10 @@ pub struct Metrics {
     /// Actors taken from a worker whose behaviour ran long (over about a millisecond) while they
     /// waited in its next slot or lingered on it, so that another worker could run them.
     pub handoffs: u64,
+    /// Times the runtime's readiness polling (`epoll_wait`) failed. After a failure every
+    /// registered source's owner heard [`Readiness::failed`](crate::Readiness::failed), and new
+    /// registrations are refused. Expect 0.
+    pub io_failures: u64,
 }
 
 impl Metrics {

@@ -298,6 +298,11 @@ impl Runtime {
         self.shared.spawn(actor, None)
     }
 
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// A cloneable handle for spawning and reading metrics from anywhere.
     pub fn handle(&self) -> RuntimeHandle {
         RuntimeHandle::new(self.shared.clone())
@@ -452,6 +457,12 @@ impl RuntimeHandle {
     /// Who is muted on whom right now, plus overloaded, pressured and muted actors.
     pub fn mute_snapshot(&self) -> crate::MuteSnapshot {
         self.shared.mute_snapshot()
+    }
+
+    /// The runtime's I/O registry: register a file descriptor and its readiness edges reach
+    /// your code on a worker (see [`Io`](crate::Io)).
+    pub fn io(&self) -> crate::Io {
+        crate::Io::new(self.shared.clone())
     }
 
     /// Whether the runtime still accepts messages (not quiescent, not shut down).

@@ -609,8 +609,59 @@ impl Drop for Node {
     }
 }
 
+/// Reads a Unix socket registered with the runtime's I/O until its end of stream: while it is
+/// registered, an idle worker waits in `epoll_wait` rather than its futex, so the graph's
+/// traffic has to wake that worker through the poller's waker (see `rein::Io`).
+struct SocketReader {
+    case: Arc<Case>,
+    stream: std::os::unix::net::UnixStream,
+    registration: Option<rein::IoRegistration>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Actor for SocketReader {
+    type Msg = rein::Readiness;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        use std::os::fd::AsRawFd;
+        let me = ctx.myself();
+        let owner = move |ready| {
+            let _ = me.send(ready);
+        };
+        let fd = self.stream.as_raw_fd();
+        let io = ctx.runtime().io();
+        self.registration = Some(
+            io.register(fd, rein::Interest::READABLE, owner)
+                .expect("register the socket"),
+        );
+    }
+
+    fn handle(&mut self, _: &mut Context<Self>, _: rein::Readiness) {
+        use std::io::Read;
+        self.case.internal.fetch_add(1, Relaxed);
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    // Deregistering lets the runtime end. No stop: an edge already queued
+                    // behind this one must still find the actor (or it would count as dropped).
+                    self.registration = None;
+                    return;
+                }
+                Ok(n) => {
+                    self.bytes.fetch_add(n as u64, Relaxed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => panic!("reading the socket: {e}"),
+            }
+        }
+    }
+}
+
 /// Runs one random-graph case. `small_watermarks` forces `.watermarks(4, 16)`; `slow` makes
-/// that percentage of behaviours sleep for a few milliseconds, on two or four workers.
+/// that percentage of behaviours sleep for a few milliseconds, on two or four workers. In
+/// parallel mode, half the cases also have a socket registered with the runtime's I/O, written
+/// to now and then while the feeders run, so that an idle worker waits in `epoll_wait`.
 fn random_graph_case(
     seed: u64,
     sched: Sched,
@@ -662,6 +713,19 @@ fn random_graph_case(
 
     let case = Case::new(budget, spawn_budget);
     let (rt, auth) = build(sched, threads, batch, watermarks, backpressure);
+    let socket = (sched == Sched::Parallel && rng.chance(50)).then(|| {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+        ours.set_nonblocking(true).expect("non-blocking");
+        let bytes = Arc::new(AtomicU64::new(0));
+        rt.spawn(SocketReader {
+            case: case.clone(),
+            stream: ours,
+            registration: None,
+            bytes: bytes.clone(),
+        });
+        (theirs, bytes, rng.range(1, 40))
+    });
+    eprintln!("  socket: {}", socket.is_some());
     let nodes: Vec<ActorRef<Node>> = (0..n)
         .map(|_| {
             let id = case.new_id();
@@ -676,7 +740,20 @@ fn random_graph_case(
         .collect();
     assert!(case.directory.set(nodes.clone()).is_ok());
 
+    let written = socket.as_ref().map(|(_, _, writes)| *writes * 512);
+    let socket_bytes = socket.as_ref().map(|(_, bytes, _)| bytes.clone());
     std::thread::scope(|s| {
+        if let Some((mut theirs, _, writes)) = socket {
+            let mut srng = rng.fork();
+            s.spawn(move || {
+                use std::io::Write;
+                for _ in 0..writes {
+                    theirs.write_all(&[7u8; 512]).expect("write the socket");
+                    std::thread::sleep(Duration::from_micros(srng.range(0, 500) as u64));
+                }
+                // Dropped here: the reader sees the end of stream and deregisters.
+            });
+        }
         for _ in 0..feeders {
             let mut frng = rng.fork();
             let nodes = &nodes;
@@ -703,6 +780,13 @@ fn random_graph_case(
     drop(nodes);
     let report = wait(rt, &tag, limit);
     verify(&tag, &case, &report, backpressure, totals);
+    if let (Some(written), Some(got)) = (written, socket_bytes) {
+        assert_eq!(
+            got.load(Relaxed),
+            written as u64,
+            "{tag}: the socket's bytes did not all arrive"
+        );
+    }
 }
 
 #[test]

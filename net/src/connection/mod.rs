@@ -63,6 +63,7 @@ use socket::Socket;
 use state::{CloseRequest, Closing, Delivery, Inbound, Mute, Outbound, Stage, Throttle};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use write_queue::Flushed;
 
@@ -642,6 +643,16 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
             }
             Msg::Close => self.core.request.graceful(CloseReason::Closed),
             Msg::Abort => self.core.request.abort(CloseReason::Aborted),
+            Msg::Ready(ready) if ready.failed => {
+                // The runtime's readiness polling failed: no edge will come again, so the
+                // connection cannot go on. Say so rather than hang.
+                let e = io::Error::other("the runtime's readiness polling failed");
+                if self.core.stage == Stage::Connecting {
+                    self.connect_failed(ctx, ConnectError::Io(e));
+                } else {
+                    self.core.request.abort(CloseReason::Error(Arc::new(e)));
+                }
+            }
             Msg::Ready(ready) => {
                 if self.core.stage == Stage::Connecting {
                     if ready.writable || ready.closed {

@@ -178,6 +178,12 @@ impl<M: Send + 'static> ConnRef<M> {
         self.to.id()
     }
 
+    /// Delivers a readiness edge by hand, as the runtime's poller would.
+    #[cfg(test)]
+    pub(crate) fn ready_for_test(&self, ready: crate::Readiness) {
+        let _ = self.to.send(ConnMsg(Msg::Ready(ready)));
+    }
+
     /// Whether the connection has ended (sends would be handed back).
     pub fn is_closed(&self) -> bool {
         self.to.is_stopped()

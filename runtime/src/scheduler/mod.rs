@@ -65,6 +65,7 @@ use handoff::{Lendable, NextSlot};
 use watchdog::Watchdog;
 
 use crate::cell::{Cell, Runnable, Task};
+use crate::io::{Driver, NO_POLLER};
 use crate::metrics::{Counters, Metrics, WorkerMetrics, WorkerStats};
 use crate::mute_graph::MuteGraph;
 use crate::registry::Registry;
@@ -77,7 +78,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::Ordering::{AcqRel, Relaxed, SeqCst};
 use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 /// Rounds a worker looks for work before parking (each a spin-loop hint, every 16th a yield):
@@ -128,6 +129,9 @@ pub(crate) struct Shared {
     baton: Option<Baton>,
     /// Per worker: its next slot and lingering list.
     pub(crate) cores: Box<[CachePadded<Core>]>,
+    /// The readiness driver, made on the first I/O registration (see [`crate::io`]).
+    io: OnceLock<Driver>,
+    io_init: Mutex<()>,
     pub(crate) watchdog: Watchdog,
     /// Makes the next worker that finds a task panic outside the turn (see `Worker::run`).
     #[cfg(test)]
@@ -172,6 +176,8 @@ impl Shared {
                 })
                 .collect(),
             watchdog: Watchdog::new(n, config.deterministic.is_some(), watchdog),
+            io: OnceLock::new(),
+            io_init: Mutex::new(()),
             config,
             #[cfg(test)]
             inject_fault: AtomicBool::new(false),
@@ -316,18 +322,87 @@ impl Shared {
         if self.num_sleeping.load(SeqCst) == 0 {
             return;
         }
+        let io = self.io.get();
         let mut sleepers = self.sleepers.lock();
-        if let Some(index) = sleepers.pop() {
-            self.num_sleeping.fetch_sub(1, SeqCst);
-            self.notified[index].store(true, SeqCst);
-            drop(sleepers);
-            self.unparkers[index].unpark();
+        // Rather a sleeper in its futex than the one watching sockets, which keeps watching.
+        let poller = io.map_or(NO_POLLER, Driver::poller);
+        let Some(pos) = sleepers
+            .iter()
+            .rposition(|&i| i != poller)
+            .or_else(|| sleepers.len().checked_sub(1))
+        else {
+            return;
+        };
+        let index = sleepers.swap_remove(pos);
+        self.num_sleeping.fetch_sub(1, SeqCst);
+        // The flag's store, then (in `wake_worker`) a fence and a load of the poller: the
+        // waker's half of the pair whose other half is `Driver::poll` (see `crate::io`).
+        self.notified[index].store(true, SeqCst);
+        drop(sleepers);
+        self.wake_worker(index, io);
+    }
+
+    /// Wakes worker `index`, wherever it sleeps: its futex, or `epoll_wait`. The caller has
+    /// just set `notified[index]`.
+    fn wake_worker(&self, index: usize, io: Option<&Driver>) {
+        self.unparkers[index].unpark();
+        if let Some(io) = io {
+            // Between the flag's store and the poller's load: see `crate::io`.
+            fence(SeqCst);
+            if io.poller() == index {
+                io.wake();
+            }
         }
     }
 
     fn wake_all(&self) {
         for u in self.unparkers.iter() {
             u.unpark();
+        }
+        if let Some(io) = self.io.get() {
+            io.wake();
+        }
+    }
+
+    /// The readiness driver, if some source was ever registered.
+    #[inline]
+    pub(crate) fn io(&self) -> Option<&Driver> {
+        self.io.get()
+    }
+
+    /// The readiness driver, made now if need be. Deterministic mode has none.
+    pub(crate) fn io_driver(&self) -> std::io::Result<&Driver> {
+        if let Some(io) = self.io.get() {
+            return Ok(io);
+        }
+        if self.baton.is_some() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "a runtime in deterministic mode has no I/O: readiness cannot be replayed",
+            ));
+        }
+        let _init = self.io_init.lock();
+        if self.io.get().is_none() {
+            let _ = self.io.set(Driver::new()?);
+        }
+        Ok(self.io.get().expect("just set"))
+    }
+
+    /// Takes whatever readiness is there without blocking, if no other worker polls: a busy
+    /// worker's look, so that sockets are served while every worker runs actors.
+    /// Returns whether it delivered any edge.
+    #[inline]
+    pub(crate) fn poll_io(&self, worker: &Worker) -> bool {
+        match self
+            .io
+            .get()
+            .and_then(|io| io.poll(worker.index(), false, || true))
+        {
+            Some(edges) if !edges.is_empty() => {
+                edges.deliver();
+                true
+            }
+            _ => false,
         }
     }
 
@@ -356,6 +431,11 @@ impl Shared {
                 return true;
             }
             if round % 16 == 15 {
+                // Sockets too, where there are any: a request that arrives now is served at
+                // once rather than after the worker has settled into `epoll_wait`.
+                if self.poll_io(worker) {
+                    return true;
+                }
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -385,7 +465,21 @@ impl Shared {
             if self.notified[index].swap(false, AcqRel) {
                 return true;
             }
-            worker.park();
+            // The first sleeper to get there waits in `epoll_wait` rather than its futex, so
+            // that a socket's edge runs its owner's turn here, with no hand-off.
+            let woken = || self.notified[index].load(SeqCst);
+            match self.io.get().and_then(|io| io.poll(index, true, woken)) {
+                Some(edges) if !edges.is_empty() => {
+                    // Awake before the owners' sends queue work on this worker: a worker on the
+                    // sleepers list must not hold unpublished activations (quiescence, 4.4).
+                    self.cancel_sleep(index);
+                    edges.deliver();
+                    return true;
+                }
+                // Woken, or nothing came: look at the flags again.
+                Some(_) => {}
+                None => worker.park(),
+            }
         }
     }
 
@@ -551,6 +645,7 @@ impl Shared {
             dropped_messages: c.dropped.get(),
             panics: c.panics.get() + self.timers.panics(),
             handoffs: c.handoffs.get(),
+            io_failures: self.io.get().map_or(0, |io| io.failures.load(Relaxed)),
             mutes: c.mutes.get(),
             unmutes: c.unmutes.get(),
             cycle_refusals: c.cycle_refusals.get(),

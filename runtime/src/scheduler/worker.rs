@@ -68,6 +68,9 @@ pub(crate) struct Worker {
     lingers: Cell<bool>,
     /// Where the next look for a lingering actor with mail starts.
     linger_cursor: Cell<usize>,
+    /// Whether a turn runs now (user code may run long), rather than the loop between turns
+    /// (which runs whatever the next slot holds at once).
+    in_turn: Cell<bool>,
 }
 
 impl Worker {
@@ -98,6 +101,7 @@ impl Worker {
             lending: Cell::new(false),
             lingers: Cell::new(false),
             linger_cursor: Cell::new(0),
+            in_turn: Cell::new(false),
         }
     }
 
@@ -205,7 +209,7 @@ impl Worker {
                     // worker holds an activation that nobody else can run.
                     panic!("injected worker fault (an expected panic in a test)");
                 }
-                task.run_turn(self);
+                self.run_turn(task);
                 continue;
             }
             if !self.shared.sleep(self) {
@@ -225,7 +229,7 @@ impl Worker {
         while baton.acquire(self.index) {
             let busy = match self.find_task() {
                 Some(task) => {
-                    task.run_turn(self);
+                    self.run_turn(task);
                     true
                 }
                 // Lingering actors hold activations: give them up before counting as idle.
@@ -266,6 +270,8 @@ impl Worker {
                     self.push_back(task);
                 }
             }
+            // Sockets too: while every worker runs actors, nobody waits in `epoll_wait`.
+            self.shared.poll_io(self);
             if let Some(task) = self.shared.steal_from_injector(&self.local) {
                 return Some(task);
             }
@@ -425,6 +431,14 @@ impl Worker {
         None
     }
 
+    /// Runs one turn, marking it as such for [`push_next`](Self::push_next).
+    #[inline(always)]
+    fn run_turn(&self, task: Task) {
+        self.in_turn.set(true);
+        task.run_turn(self);
+        self.in_turn.set(false);
+    }
+
     /// Queues an actor woken by a send from this worker into the next slot.
     #[inline(always)]
     pub(crate) fn push_next(&self, task: Task) {
@@ -435,8 +449,13 @@ impl Worker {
                 .push(task, |previous| self.push_back(previous))
         };
         // Only this worker runs the slot's task, unless its turn runs long: then the watchdog
-        // must be looking. One load while it is.
-        self.shared.watchdog.exposed();
+        // must be looking. One load while it is. Between turns (readiness delivered by this
+        // worker's poll, say) the loop runs the slot next, so nothing can be stuck behind user
+        // code and the watchdog need not be woken: waking it on every socket edge cost the
+        // round-trip p99 of a TCP echo ~0.4 ms on two cores.
+        if self.in_turn.get() {
+            self.shared.watchdog.exposed();
+        }
     }
 
     /// Queues an actor at the back of this worker's stealable queue.
