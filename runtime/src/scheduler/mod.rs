@@ -432,11 +432,16 @@ impl Shared {
             }
             if round % 16 == 15 {
                 // Sockets too, where there are any: a request that arrives now is served at
-                // once rather than after the worker has settled into `epoll_wait`.
-                if self.poll_io(worker) {
-                    return true;
+                // once rather than after the worker has settled into `epoll_wait`. With sockets
+                // about, no yield: on a loaded machine a yield can cost a whole time slice,
+                // right when a reply is due.
+                if self.io.get().is_some() {
+                    if self.poll_io(worker) {
+                        return true;
+                    }
+                } else {
+                    std::thread::yield_now();
                 }
-                std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
             }

@@ -477,12 +477,33 @@ impl Worker {
 
     #[inline]
     pub(crate) fn begin_turn(&self, header: &Header) {
+        // Before `current` is set: forgetting a stale entry may drop an actor's last reference,
+        // and its `Drop` must not count as this turn's behaviour.
+        let lend = self.lingers.get() && self.forget_claimed_lingering();
         self.current.set(header);
         // Lend the lingering actors to the watchdog for the length of the turn, so that they do
-        // not wait for it if it runs long. A worker that lingers on nothing pays one test.
-        if self.lingers.get() {
+        // not wait for it if it runs long. A worker that lingers on nothing pays one test; one
+        // whose list holds only stale entries (actors claimed since, typically the very actor
+        // about to run, claimed by an edge this worker delivered) forgets them instead of
+        // waking the watchdog for nothing.
+        if lend {
             self.lend_lingering();
         }
+    }
+
+    /// Drops the lingering entries whose token someone claimed; returns whether any is left.
+    #[inline(never)]
+    fn forget_claimed_lingering(&self) -> bool {
+        let stale: Vec<Task> = self.with_lingering(|lingering| {
+            let (live, stale) = std::mem::take(lingering)
+                .into_iter()
+                .partition(|t| t.raw_count() & LINGER_TOKEN != 0);
+            *lingering = live;
+            stale
+        });
+        // Dropped outside `with_lingering`: a last reference runs the actor's drop.
+        drop(stale);
+        self.lingers.get()
     }
 
     #[inline(never)]
