@@ -92,6 +92,7 @@ mod reply;
 mod runtime;
 mod scheduler;
 mod snapshot;
+mod source;
 mod sync;
 mod timer;
 
@@ -111,4 +112,5 @@ pub use runtime::{
     DEFAULT_LOW_WATERMARK,
 };
 pub use snapshot::{MuteEdge, MuteSnapshot};
+pub use source::{NextChunk, Source};
 pub use timer::Timer;

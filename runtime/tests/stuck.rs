@@ -138,3 +138,47 @@ fn a_lingering_actor_does_not_wait_for_a_sleeping_behaviour() {
 fn a_lingering_actor_does_not_wait_for_a_computing_behaviour() {
     outside_requests_do_not_wait_for_a_long_behaviour(Duration::from_millis(200), true);
 }
+
+/// Spawns a clock from inside its behaviour (a spawn goes to this worker's stealable queue; a
+/// lone queued task wakes nobody), sends it a message, then sleeps.
+struct Spawner {
+    sleep: Duration,
+    at: mpsc::Sender<Instant>,
+    sent: mpsc::Sender<Instant>,
+}
+
+impl Actor for Spawner {
+    type Msg = ();
+    fn handle(&mut self, ctx: &mut Context<Self>, _: ()) {
+        let clock = ctx.spawn(Clock {
+            at: self.at.clone(),
+        });
+        self.sent.send(Instant::now()).unwrap();
+        clock.send(()).unwrap();
+        std::thread::sleep(self.sleep);
+    }
+}
+
+#[test]
+fn a_lone_queued_actor_does_not_wait_for_a_sleeping_behaviour() {
+    // A task pushed to a worker's queue wakes a sleeping worker only when the queue holds two
+    // or more; a lone one behind a long behaviour is the watchdog's to hand over.
+    let sleep = Duration::from_secs(2);
+    let margin = Duration::from_millis(500);
+    let rt = runtime(2);
+    let (at, arrivals) = mpsc::channel();
+    let (sent, sends) = mpsc::channel();
+    let spawner = rt.spawn(Spawner { sleep, at, sent });
+    // Let the spawner's own `started` turn pass, so that the next push finds an empty queue.
+    std::thread::sleep(Duration::from_millis(50));
+    spawner.send(()).unwrap();
+    let sent = sends.recv_timeout(LIMIT).expect("the spawner ran");
+    let arrived = arrivals.recv_timeout(LIMIT).expect("the clock ran");
+    let waited = arrived.saturating_duration_since(sent);
+    eprintln!("the queued actor waited {waited:?}");
+    assert!(
+        waited < margin,
+        "the queued actor waited {waited:?} for a behaviour that sleeps {sleep:?}"
+    );
+    assert!(wait(rt).quiescent);
+}

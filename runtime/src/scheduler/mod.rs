@@ -416,6 +416,11 @@ impl Shared {
         }
     }
 
+    /// Whether worker `index`'s stealable queue holds a task: a racy reading.
+    pub(crate) fn has_queued(&self, index: usize) -> bool {
+        !self.stealers[index].is_empty()
+    }
+
     fn has_stealable_work(&self) -> bool {
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
     }

@@ -147,15 +147,20 @@ fn look(shared: &Shared, seen: &mut [u64]) -> bool {
     let mut watched = false;
     let mut taken: Vec<Task> = Vec::new();
     let mut ended = 0;
+    let mut wake = false;
     for (index, core) in shared.cores.iter().enumerate() {
         let turns = shared.stats[index].turns.load(Relaxed);
         let stuck = std::mem::replace(&mut seen[index], turns) == turns;
         let full = core.next.is_full();
         let lent = core.lingering.is_open();
-        watched |= full || lent;
+        // A lone task in the queue woke nobody (`Worker::push_back`): others can steal it, but
+        // only if one is awake.
+        let queued = shared.has_queued(index);
+        watched |= full || lent || queued;
         if !stuck {
             continue;
         }
+        wake |= queued;
         if full {
             taken.extend(core.next.steal());
         }
@@ -179,6 +184,9 @@ fn look(shared: &Shared, seen: &mut [u64]) -> bool {
     for task in taken {
         // The activation moves with the task: requeue, do not count a new one.
         shared.requeue(task, None);
+    }
+    if wake {
+        shared.notify_one();
     }
     if ended != 0 {
         // Only actors seen with mail are claimed, and mail is never retired while the token is

@@ -24,6 +24,12 @@ use std::ptr;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 
+/// Tasks this worker's queue must hold before a push wakes a sleeping worker to share them. One
+/// queued task is what this worker runs next anyway: waking another worker for it costs a futex
+/// wake here and a steal there, and splits a producer from its consumer across cores (counting
+/// on two workers ran at half its one-worker rate). The watchdog covers a lone task stuck behind
+/// a long behaviour.
+const WAKE_THRESHOLD: usize = 2;
 /// Consecutive next-slot runs allowed while other actors wait in the queue.
 const NEXT_SLOT_STREAK: u32 = 3;
 /// Check the injector first every this many picks, so outside work is never starved.
@@ -462,7 +468,12 @@ impl Worker {
     #[inline]
     pub(crate) fn push_back(&self, task: Task) {
         self.local.push(task);
-        self.shared.notify_one();
+        if self.local.len() >= WAKE_THRESHOLD {
+            self.shared.notify_one();
+        } else if self.in_turn.get() {
+            // Nobody was woken for it: if this turn runs long, the watchdog must wake someone.
+            self.shared.watchdog.exposed();
+        }
     }
 
     #[inline]
