@@ -405,6 +405,8 @@ impl<A: Actor> Runnable for Cell<A> {
         let turn = unsafe { &mut *self.turn.get() };
         let mut handled = 0usize;
         let mut after = After::Continue;
+        // Whether the turn read everything claimed (its last pop found nothing).
+        let mut drained = false;
 
         if let Some(actor) = turn.actor.as_mut() {
             let mut ctx = Context::new(&self, Some(worker));
@@ -420,6 +422,7 @@ impl<A: Actor> Runnable for Cell<A> {
             while matches!(after, After::Continue) && handled < shared.config.batch {
                 // SAFETY: we are the single consumer while holding the activation.
                 let Some(msg) = (unsafe { self.mailbox.pop() }) else {
+                    drained = true;
                     break;
                 };
                 handled += 1;
@@ -462,6 +465,12 @@ impl<A: Actor> Runnable for Cell<A> {
             let dropped = self.drain();
             shared.counters.dropped.add(dropped as u64);
             retire += dropped;
+            drained = true;
+        }
+        if drained {
+            // An idle actor keeps no block of its mailbox (see `crate::mailbox`).
+            // SAFETY: we hold the activation and our last pop found nothing.
+            unsafe { self.mailbox.release_if_drained() };
         }
         // An otherwise idle worker keeps a drained, live actor activated for a while, so that a
         // send from outside the runtime needs no scheduling (see `crate::scheduler`,
