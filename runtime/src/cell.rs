@@ -15,6 +15,8 @@ use crate::mute_graph::MuteGraph;
 use crate::muting::{Event, MuteTask, Muting, Scheduling};
 use crate::registry::Slot;
 use crate::scheduler::{Shared, Worker};
+use crate::waiter::Waiter;
+use crate::SendFailure;
 use crate::{Actor, ActorId};
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -36,6 +38,8 @@ pub(crate) trait Runnable: Send + Sync + 'static {
     fn raw_count(&self) -> usize;
     /// Claims a lingering actor's activation (see `Mailbox::claim_lingering`).
     fn claim_lingering(&self) -> Option<usize>;
+    /// The actor's type name, for diagnostics and traces.
+    fn type_name(&self) -> &'static str;
 }
 
 /// The type-erased part of a cell that other actors and the scheduler touch.
@@ -98,6 +102,11 @@ impl Scheduling<Task> for Sched<'_> {
             Event::Resumed => c.resumes.inc(),
         }
     }
+
+    fn wake(&self, waiter: Arc<Waiter>) {
+        // A waker may be foreign code (an async runtime's, or anyone's): contain it.
+        self.shared.counters.contained(|| waiter.wake());
+    }
 }
 
 impl Header {
@@ -133,6 +142,26 @@ impl Header {
     #[inline]
     pub(crate) fn is_open(&self) -> bool {
         self.word().load() & mute::STOPPED == 0 && self.shared.is_open()
+    }
+
+    /// Why a send to this actor would be refused, given its state word: `None` if it would not.
+    /// A runtime that has ended explains more than a stopped actor, so it comes first.
+    #[inline]
+    pub(crate) fn refusal(&self, word: u64) -> Option<SendFailure> {
+        if !self.shared.is_open() {
+            Some(SendFailure::RuntimeEnded)
+        } else if word & mute::STOPPED != 0 {
+            Some(SendFailure::ActorStopped)
+        } else {
+            None
+        }
+    }
+
+    /// Why a send that was just refused was refused (cold path: read again now).
+    #[cold]
+    pub(crate) fn refusal_now(&self) -> SendFailure {
+        self.refusal(self.word().load())
+            .unwrap_or(SendFailure::ActorStopped)
     }
 
     /// The send path after the message is in the mailbox: schedule the actor if it was idle and
@@ -520,6 +549,10 @@ impl<A: Actor> Runnable for Cell<A> {
 
     fn claim_lingering(&self) -> Option<usize> {
         self.mailbox.claim_lingering()
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<A>()
     }
 }
 

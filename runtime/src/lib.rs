@@ -83,6 +83,7 @@ mod monitor;
 mod mute;
 mod mute_graph;
 mod muting;
+mod outside;
 #[doc(hidden)]
 pub mod pressure;
 mod recipient;
@@ -93,20 +94,24 @@ mod scheduler;
 mod snapshot;
 mod sync;
 mod timer;
+mod waiter;
 
 pub use actor::Actor;
 pub use actor_ref::ActorRef;
 pub use auth::AmbientAuth;
 pub use context::Context;
-pub use error::{AskError, BuildError, OutsideBehaviour, SendError, SpawnError, TrySendError};
+pub use error::{
+    AskError, BuildError, OutsideBehaviour, SendError, SendFailure, SpawnError, TrySendError,
+};
 pub use id::ActorId;
 pub use metrics::{Metrics, WorkerMetrics};
 pub use monitor::{ActorDown, DownReason};
+pub use outside::SendWhenReady;
 pub use recipient::Recipient;
-pub use reply::ReplyTo;
+pub use reply::{AskFuture, ReplyTo};
 pub use runtime::{
     Builder, KeepAlive, Report, Runtime, RuntimeHandle, DEFAULT_BATCH, DEFAULT_HIGH_WATERMARK,
     DEFAULT_LOW_WATERMARK,
 };
-pub use snapshot::{MuteEdge, MuteSnapshot};
+pub use snapshot::{ActorInfo, MuteEdge, MuteSnapshot};
 pub use timer::Timer;

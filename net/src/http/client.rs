@@ -189,7 +189,7 @@ impl UploadSink {
                 id: self.id,
                 what: UploadWhat::Data(piece.into()),
             })
-            .map_err(|e| match e.0.what {
+            .map_err(|e| match e.into_inner().what {
                 UploadWhat::Data(b) => b,
                 _ => Bytes::new(),
             })
@@ -235,12 +235,12 @@ pub struct ClientRef<M> {
 impl<M: Send + 'static> ClientRef<M> {
     /// Delivers `msg` to [`ResponseHandler::message`]; hands it back if the connection ended.
     pub fn send(&self, msg: M) -> Result<(), rein::SendError<M>> {
-        self.conn
-            .send(ClientMsg(CInner::User(msg)))
-            .map_err(|e| match e.0 .0 {
-                CInner::User(m) => rein::SendError(m),
+        self.conn.send(ClientMsg(CInner::User(msg))).map_err(|e| {
+            e.map(|back| match back.0 {
+                CInner::User(m) => m,
                 CInner::Upload(_) => unreachable!("the message handed back is the one sent"),
             })
+        })
     }
 
     /// Closes gracefully.

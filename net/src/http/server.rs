@@ -256,7 +256,7 @@ impl BodySink {
     pub fn send(&self, piece: impl Into<Bytes>) -> Result<(), Bytes> {
         self.to
             .send(self.msg(SinkWhat::Data(piece.into())))
-            .map_err(|e| match e.0.what {
+            .map_err(|e| match e.into_inner().what {
                 SinkWhat::Data(bytes) => bytes,
                 _ => Bytes::new(),
             })
@@ -306,12 +306,12 @@ pub struct HttpRef<M> {
 impl<M: Send + 'static> HttpRef<M> {
     /// Delivers `msg` to [`RequestHandler::message`]; hands it back if the connection ended.
     pub fn send(&self, msg: M) -> Result<(), rein::SendError<M>> {
-        self.conn
-            .send(HttpMsg(Inner::User(msg)))
-            .map_err(|e| match e.0 .0 {
-                Inner::User(m) => rein::SendError(m),
+        self.conn.send(HttpMsg(Inner::User(msg))).map_err(|e| {
+            e.map(|back| match back.0 {
+                Inner::User(m) => m,
                 _ => unreachable!("the message handed back is the one sent"),
             })
+        })
     }
 
     /// Closes gracefully (queued bytes go out first).
