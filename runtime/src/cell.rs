@@ -90,6 +90,12 @@ impl Scheduling<Task> for Sched<'_> {
     }
 
     fn requeue(&self, task: Task) {
+        trace_event!(
+            target: "rein::mute",
+            tracing::Level::DEBUG,
+            actor = task.header().id.as_u64(),
+            "resumed: its last mute was undone"
+        );
         self.shared.requeue(task, self.worker);
     }
 
@@ -196,6 +202,13 @@ impl Header {
             let over = backlog >= high;
             if over && word & mute::OVERLOADED == 0 && self.word().set(mute::OVERLOADED) {
                 shared.counters.overloads.inc();
+                trace_event!(
+                    target: "rein::overload",
+                    tracing::Level::DEBUG,
+                    actor = self.id.as_u64(),
+                    backlog,
+                    "overloaded: senders to it are muted"
+                );
                 // The receiver may have drained to idle between our push and this set, having
                 // read its word without the flag: then no turn of its would ever clear it.
                 // Check after the set (SeqCst, see `MuteWord::set`) and recover it ourselves.
@@ -226,8 +239,18 @@ impl Header {
         worker: Option<&Worker>,
     ) -> bool {
         let (low, _) = self.watermarks(self.word().load());
-        self.muting
-            .recover_if_drained(self.id, low, backlog, &self.sched(worker))
+        let recovered = self
+            .muting
+            .recover_if_drained(self.id, low, backlog, &self.sched(worker));
+        if recovered {
+            trace_event!(
+                target: "rein::overload",
+                tracing::Level::DEBUG,
+                actor = self.id.as_u64(),
+                "recovered: its senders resume"
+            );
+        }
+        recovered
     }
 
     /// The actors muted on this one, for diagnostics.
@@ -345,7 +368,22 @@ impl<A: Actor> Cell<A> {
 
     /// Runs the behaviour for one message, turning a panic into a stop.
     fn handle_one(&self, actor: &mut A, ctx: &mut Context<'_, A>, msg: A::Msg) -> After {
+        #[cfg(feature = "tracing")]
+        let _span = tracing::trace_span!(
+            target: "rein::behaviour",
+            "behaviour",
+            actor = self.header.id.as_u64(),
+            actor_type = std::any::type_name::<A>()
+        )
+        .entered();
         if catch_unwind(AssertUnwindSafe(|| actor.handle(ctx, msg))).is_err() {
+            trace_event!(
+                target: "rein::panic",
+                tracing::Level::WARN,
+                actor = self.header.id.as_u64(),
+                actor_type = std::any::type_name::<A>(),
+                "a behaviour panicked; the actor stops"
+            );
             return After::Stop(DownReason::Panicked);
         }
         if ctx.stop_requested() {
@@ -412,6 +450,15 @@ impl<A: Actor> Cell<A> {
         let receivers = worker.take_blocking_receivers();
         let me: Task = self.clone();
         let parked = Muting::register_mutes(&me, &receivers, &self.header.sched(Some(worker)));
+        if parked {
+            trace_event!(
+                target: "rein::mute",
+                tracing::Level::DEBUG,
+                actor = self.header.id.as_u64(),
+                on = ?receivers.iter().map(|r| r.header().id.as_u64()).collect::<Vec<_>>(),
+                "muted on blocking receivers"
+            );
+        }
         // Dropped after the registration released its locks: the last reference to a receiver
         // may run its drop (and user code) here.
         drop(receivers);

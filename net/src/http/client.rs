@@ -44,6 +44,7 @@ impl RequestId {
 
 /// Client connection settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// The largest response head accepted (default 64 KiB); more ends the connection.
     pub max_head: usize,
@@ -60,6 +61,28 @@ impl Default for ClientOptions {
             pipelining: false,
             connection: ConnectionOptions::default(),
         }
+    }
+}
+
+/// Setters, for building options from the defaults: `ClientOptions::default().max_head(..)`. (The
+/// struct is `#[non_exhaustive]`, so that new settings are not breaking changes.)
+impl ClientOptions {
+    /// Sets `max_head` (see the field for its meaning and default).
+    pub fn max_head(mut self, value: usize) -> Self {
+        self.max_head = value;
+        self
+    }
+
+    /// Sets `pipelining` (see the field for its meaning and default).
+    pub fn pipelining(mut self, value: bool) -> Self {
+        self.pipelining = value;
+        self
+    }
+
+    /// Sets `connection` (see the field for its meaning and default).
+    pub fn connection(mut self, value: ConnectionOptions) -> Self {
+        self.connection = value;
+        self
     }
 }
 
