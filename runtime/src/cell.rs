@@ -367,8 +367,22 @@ impl<A: Actor> Cell<A> {
     }
 
     /// Runs the behaviour for one message, turning a panic into a stop.
+    #[inline(always)]
     fn handle_one(&self, actor: &mut A, ctx: &mut Context<'_, A>, msg: A::Msg) -> After {
+        // With tracing compiled in, one load of tracing's global level filter per message while
+        // no subscriber wants TRACE; the span and its drop live on the cold path.
         #[cfg(feature = "tracing")]
+        if tracing::Level::TRACE <= tracing::level_filters::LevelFilter::current() {
+            return self.handle_one_traced(actor, ctx, msg);
+        }
+        self.handle_untraced(actor, ctx, msg)
+    }
+
+    /// [`handle_one`](Self::handle_one) inside the behaviour's span.
+    #[cfg(feature = "tracing")]
+    #[cold]
+    #[inline(never)]
+    fn handle_one_traced(&self, actor: &mut A, ctx: &mut Context<'_, A>, msg: A::Msg) -> After {
         let _span = tracing::trace_span!(
             target: "rein::behaviour",
             "behaviour",
@@ -376,6 +390,11 @@ impl<A: Actor> Cell<A> {
             actor_type = std::any::type_name::<A>()
         )
         .entered();
+        self.handle_untraced(actor, ctx, msg)
+    }
+
+    #[inline(always)]
+    fn handle_untraced(&self, actor: &mut A, ctx: &mut Context<'_, A>, msg: A::Msg) -> After {
         if catch_unwind(AssertUnwindSafe(|| actor.handle(ctx, msg))).is_err() {
             trace_event!(
                 target: "rein::panic",
