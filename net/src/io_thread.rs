@@ -344,6 +344,7 @@ mod fd {
 
 /// A source registered with a [`Reactor`]; derefs to the source. Dropping it deregisters the
 /// source and releases its hold on the runtime.
+#[must_use = "dropping the registration deregisters the source at once"]
 pub struct Registered<S> {
     source: Option<S>,
     token: Token,

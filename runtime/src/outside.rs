@@ -41,6 +41,7 @@ pub(crate) enum Ready {
 /// Blocks the calling thread until `header`'s actor does not block, it is refused, or
 /// `deadline` passes (`None`: no deadline). The caller checked it is not a worker thread.
 pub(crate) fn wait_ready(header: &Header, deadline: Option<Instant>) -> Ready {
+    // Made on the first wait only: a send that never waits allocates nothing.
     let mut waiter: Option<(Arc<Waiter>, std::task::Waker)> = None;
     loop {
         let word = header.word().load();
@@ -50,14 +51,14 @@ pub(crate) fn wait_ready(header: &Header, deadline: Option<Instant>) -> Ready {
         if !mute::is_blocking(word) {
             return Ready::Now;
         }
-        let (w, _) = match &waiter {
+        let w = match &waiter {
             Some((w, waker)) => {
                 w.rearm(waker);
-                waiter.as_ref().expect("just matched")
+                w
             }
             None => {
                 let waker = crate::waiter::thread_waker(std::thread::current());
-                waiter.insert((Waiter::new(waker.clone()), waker))
+                &waiter.insert((Waiter::new(waker.clone()), waker)).0
             }
         };
         if !header.muting.register_waiter(w) {

@@ -368,6 +368,20 @@ fn a_dropped_send_when_ready_leaves_no_waiter_and_sends_nothing() {
     assert_eq!(data.load(SeqCst), 0);
 }
 
+#[test]
+fn the_futures_can_move_between_executor_threads() {
+    fn is_send<T: Send>(_: &T) {}
+    let rt = common::runtime(1);
+    let doubler = rt.spawn(Doubler { kept: Vec::new() });
+    let send = doubler.send_when_ready((2, ReplyTo::channel().0));
+    is_send(&send);
+    drop(send);
+    let ask = doubler.ask_async::<u64>(|r| (2, r));
+    is_send(&ask);
+    drop(ask);
+    wait(rt);
+}
+
 struct Nothing;
 impl Wake for Nothing {
     fn wake(self: Arc<Self>) {}
