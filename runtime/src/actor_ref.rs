@@ -54,6 +54,12 @@ impl<A: Actor> ActorRef<A> {
     /// at once on a worker thread of a runtime ([`SendFailure::OnWorkerThread`]): there, waiting
     /// would hold up other actors, and a behaviour's plain `send` is paced by muting anyway.
     ///
+    /// Only the receiver's recovery ends the wait, so it waits for as long as the receiver
+    /// cannot drain: a receiver under pressure that is never released, or (in
+    /// [deterministic mode](crate::Builder::deterministic), where nothing runs before
+    /// [`Runtime::wait`](crate::Runtime::wait)) an overloaded receiver before `wait` is called.
+    /// Use [`send_timeout`](ActorRef::send_timeout) where that can happen.
+    ///
     /// ```
     /// use rein::{Actor, Context, Runtime};
     ///
