@@ -137,14 +137,19 @@ fn a_tokio_application_is_slowed_by_muting_without_blocking_its_workers() {
         "backlog {peak} over the bound {}",
         HIGH + PRODUCERS as usize
     );
-    // A blocked tokio worker would hold the probe for as long as a producer waits (the consumer
-    // drains 768 messages per recovery, hundreds of microseconds each time, and the producers
-    // wait about a thousand times): with `send_blocking` in the tasks instead, the p99 here is
-    // several milliseconds. The target is 1 ms; release figures are in
-    // docs/benchmarks.md. On a loaded 2-core CI machine, in a debug build, allow for the OS
-    // preempting the tokio threads.
+    // A blocked tokio worker holds the probe for as long as the producers wait: with
+    // `send_blocking` in the tasks instead, the probe's median wait was 886 ms and its p99
+    // 1.54 s (the probe barely ran until the producers were done). With `send_when_ready` the
+    // median is tens of microseconds. The target is a p99 under 1 ms: release builds meet
+    // it (112 to 330 us, docs/benchmarks.md), but on a shared 2-core machine, in the debug build
+    // that `cargo test` runs, the OS alone has delayed the probe by 150 ms now and then. So the
+    // median carries the check, and the p99 gets a bound that only a blocked worker breaks.
     assert!(
-        p99 < Duration::from_millis(10),
+        p50 < Duration::from_millis(5),
+        "probe median {p50:?}: a tokio worker was held up"
+    );
+    assert!(
+        p99 < Duration::from_millis(400),
         "probe p99 {p99:?}: a tokio worker was held up"
     );
 }
