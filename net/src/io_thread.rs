@@ -142,6 +142,7 @@ impl Reactor {
 
 /// A source registered with a [`Reactor`]; derefs to the source. Dropping it deregisters the
 /// source and releases its hold on the runtime.
+#[must_use = "dropping the registration deregisters the source at once"]
 pub struct Registered<S> {
     /// Declared (and so dropped) before the source: the descriptor stays open until it is
     /// deregistered.

@@ -53,6 +53,16 @@
 //! server ([`http::RequestHandler`]) and client ([`http::ResponseHandler`]), bodies in pieces
 //! both ways, body sinks whose producing actors the runtime mutes while the peer is slow.
 //!
+//! ## Tracing
+//! With the `tracing` feature (off by default), a connection ended by a socket error is a WARN
+//! event on the target `rein_net::socket`, a reset by the peer or a failed connect a DEBUG one
+//! (fields `conn`, `peer`, `error` or `reason`); it turns on rein's own `tracing` feature too.
+//!
+//! ## Options
+//! Every options struct ([`ConnectionOptions`], [`ListenOptions`], `http::ServerOptions`,
+//! `http::ClientOptions`) is `#[non_exhaustive]`: build one from `default()` and its setters,
+//! `ConnectionOptions::default().high_watermark(256 * 1024)`, or set its public fields.
+//!
 //! ## Authority
 //! Opening sockets needs a [`TcpListenAuth`] or [`TcpConnectAuth`], derived from the
 //! [`rein::AmbientAuth`] the program's entry point receives from `Builder::build_with_auth`.

@@ -49,6 +49,7 @@ pub type HandlerMsg<N> = <<N as ListenNotify>::Handler as ConnectionHandler>::Ms
 
 /// Why a listener could not bind.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BindError {
     /// Another socket holds the address.
     AddrInUse(SocketAddr),
@@ -92,6 +93,7 @@ impl std::error::Error for BindError {}
 
 /// Listener settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ListenOptions {
     /// Kernel accept backlog (default 1024).
     pub backlog: i32,
@@ -114,6 +116,40 @@ impl Default for ListenOptions {
             accept_per_turn: 64,
             connection: ConnectionOptions::default(),
         }
+    }
+}
+
+/// Setters, for building options from the defaults: `ListenOptions::default().backlog(..)`. (The
+/// struct is `#[non_exhaustive]`, so that new settings are not breaking changes.)
+impl ListenOptions {
+    /// Sets `backlog` (see the field for its meaning and default).
+    pub fn backlog(mut self, value: i32) -> Self {
+        self.backlog = value;
+        self
+    }
+
+    /// Sets `max_connections` to `Some(value)` (see the field for its meaning and default).
+    pub fn max_connections(mut self, value: usize) -> Self {
+        self.max_connections = Some(value);
+        self
+    }
+
+    /// Sets `reuse_addr` (see the field for its meaning and default).
+    pub fn reuse_addr(mut self, value: bool) -> Self {
+        self.reuse_addr = value;
+        self
+    }
+
+    /// Sets `accept_per_turn` (see the field for its meaning and default).
+    pub fn accept_per_turn(mut self, value: usize) -> Self {
+        self.accept_per_turn = value;
+        self
+    }
+
+    /// Sets `connection` (see the field for its meaning and default).
+    pub fn connection(mut self, value: ConnectionOptions) -> Self {
+        self.connection = value;
+        self
     }
 }
 

@@ -264,6 +264,7 @@ pub struct Runtime {
 
 /// What a runtime did, returned when it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// Whether it ended because every actor was quiescent (rather than by `shutdown`).
     pub quiescent: bool,
@@ -472,6 +473,34 @@ impl RuntimeHandle {
 
     /// Keeps the runtime alive (it will not end by quiescence) until the guard is dropped: for
     /// I/O sources, timers and anything outside the runtime that will send later.
+    ///
+    /// A thread that feeds the runtime from outside should hold one for as long as it sends:
+    /// without it, [`Runtime::wait`] may find the runtime quiescent between two sends, end it,
+    /// and every later send fails with [`SendFailure::RuntimeEnded`](crate::SendFailure).
+    ///
+    /// ```
+    /// use rein::{Actor, Context, Runtime};
+    ///
+    /// struct Sink;
+    /// impl Actor for Sink {
+    ///     type Msg = u32;
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: u32) {}
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let sink = rt.spawn(Sink);
+    /// let feeding = rt.handle().keep_alive();
+    /// let producer = std::thread::spawn(move || {
+    ///     let _feeding = feeding; // released when the thread is done
+    ///     for i in 0..1_000 {
+    ///         sink.send_blocking(i).unwrap();
+    ///     }
+    /// });
+    /// let report = rt.wait(); // waits for the producer, then for quiescence
+    /// producer.join().unwrap();
+    /// assert_eq!(report.metrics.messages, 1_000);
+    /// ```
+    #[must_use = "the runtime is kept alive only while the guard lives"]
     pub fn keep_alive(&self) -> KeepAlive {
         self.shared.retain();
         KeepAlive {
@@ -489,6 +518,7 @@ impl std::fmt::Debug for RuntimeHandle {
 }
 
 /// Keeps a runtime from ending by quiescence while it lives. See [`RuntimeHandle::keep_alive`].
+#[must_use = "the runtime is kept alive only while the guard lives: dropping it at once releases it"]
 pub struct KeepAlive {
     shared: Arc<Shared>,
 }

@@ -1,7 +1,7 @@
 //! The few synchronisation primitives that the loom models replace.
 //!
-//! The mailbox, the mute state word, the muting protocol (the per-actor muted-senders lists and
-//! the mute graph) and the hand-off of a busy worker's private work (`scheduler::handoff`) are
+//! The mailbox, the mute state word, the muting protocol (the per-actor muted-senders lists, the
+//! outside waiters and the mute graph) and the hand-off of a busy worker's private work (`scheduler::handoff`) are
 //! model-checked with loom: under `cfg(loom)` they are built on loom's atomics, cells and
 //! mutexes so that loom can explore every interleaving of the very code the runtime runs.
 //! Everything else in the runtime uses std and parking_lot directly.

@@ -278,6 +278,13 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     }
 
     fn connect_failed(&mut self, ctx: &mut Context<Self>, reason: ConnectError) {
+        #[cfg(feature = "tracing")]
+        tracing::debug!(
+            target: "rein_net::socket",
+            conn = ctx.id().as_u64(),
+            reason = %reason,
+            "connect failed"
+        );
         self.connect = None;
         self.handler.connect_failed(reason);
         self.end(ctx, CloseReason::Closed);
@@ -529,6 +536,23 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             Stage::Open | Stage::Closing(_) => true,
         };
         self.core.stage = Stage::Closed;
+        #[cfg(feature = "tracing")]
+        match &reason {
+            CloseReason::Error(e) => tracing::warn!(
+                target: "rein_net::socket",
+                conn = ctx.id().as_u64(),
+                peer = ?self.core.peer,
+                error = %e,
+                "connection ended by a socket error"
+            ),
+            CloseReason::Reset => tracing::debug!(
+                target: "rein_net::socket",
+                conn = ctx.id().as_u64(),
+                peer = ?self.core.peer,
+                "connection reset by the peer"
+            ),
+            _ => {}
+        }
         self.socket = None;
         self.connect = None;
         for timer in [self.idle_timer.take(), self.linger_timer.take()]

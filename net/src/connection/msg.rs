@@ -135,12 +135,12 @@ impl<M: Send + 'static> ConnRef<M> {
     /// Delivers `msg` to the handler's [`message`](crate::ConnectionHandler::message). Hands
     /// it back if the connection has ended.
     pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
-        self.to
-            .send(ConnMsg(Msg::User(msg)))
-            .map_err(|e| match e.0 .0 {
-                Msg::User(msg) => SendError(msg),
+        self.to.send(ConnMsg(Msg::User(msg))).map_err(|e| {
+            e.map(|back| match back.0 {
+                Msg::User(msg) => msg,
                 _ => unreachable!("the message handed back is the one sent"),
             })
+        })
     }
 
     /// Queues `bytes` for writing, whatever the write queue holds: backpressure, not a

@@ -633,17 +633,19 @@ impl Shared {
     pub(crate) fn metrics(&self) -> Metrics {
         let c = &self.counters;
         let spawned = c.spawned.get();
+        let workers: Vec<WorkerMetrics> = self
+            .stats
+            .iter()
+            .map(|s| WorkerMetrics {
+                messages: s.messages.load(Relaxed),
+                turns: s.turns.load(Relaxed),
+                steals: s.steals.load(Relaxed),
+                parks: s.parks.load(Relaxed),
+            })
+            .collect();
         Metrics {
-            workers: self
-                .stats
-                .iter()
-                .map(|s| WorkerMetrics {
-                    messages: s.messages.load(Relaxed),
-                    turns: s.turns.load(Relaxed),
-                    steals: s.steals.load(Relaxed),
-                    parks: s.parks.load(Relaxed),
-                })
-                .collect(),
+            messages: workers.iter().map(|w| w.messages).sum(),
+            workers,
             spawned,
             live_actors: spawned.saturating_sub(c.stopped.get() + c.collected.get()),
             scheduled_actors: self
