@@ -111,6 +111,63 @@ fn outside_feed() {
 }
 
 #[test]
+fn outside_feed_with_a_slow_actor_both_ways() {
+    for how in [&[][..], &["--plain-send"][..]] {
+        let mut args = vec!["--messages", "20000", "--work-ns", "200"];
+        args.extend_from_slice(how);
+        run(env!("CARGO_BIN_EXE_outside_feed"), &args);
+    }
+}
+
+#[test]
+fn tokio_bridge() {
+    run(
+        env!("CARGO_BIN_EXE_tokio_bridge"),
+        &["--tasks", "4", "--items", "5000"],
+    );
+}
+
+#[test]
+fn every_example_describes_itself_and_offers_only_what_matters() {
+    let examples = [
+        ("actor_overhead", env!("CARGO_BIN_EXE_actor_overhead")),
+        ("counting", env!("CARGO_BIN_EXE_counting")),
+        ("echo", env!("CARGO_BIN_EXE_echo")),
+        ("fanin", env!("CARGO_BIN_EXE_fanin")),
+        ("http_client", env!("CARGO_BIN_EXE_http_client")),
+        ("http_files", env!("CARGO_BIN_EXE_http_files")),
+        ("http_hello", env!("CARGO_BIN_EXE_http_hello")),
+        ("idle_cpu", env!("CARGO_BIN_EXE_idle_cpu")),
+        ("outside_feed", env!("CARGO_BIN_EXE_outside_feed")),
+        ("pingpong", env!("CARGO_BIN_EXE_pingpong")),
+        ("pipeline", env!("CARGO_BIN_EXE_pipeline")),
+        ("ring", env!("CARGO_BIN_EXE_ring")),
+        ("skynet", env!("CARGO_BIN_EXE_skynet")),
+        ("slowdown", env!("CARGO_BIN_EXE_slowdown")),
+        ("tokio_bridge", env!("CARGO_BIN_EXE_tokio_bridge")),
+    ];
+    for (name, exe) in examples {
+        let out = Command::new(exe)
+            .arg("--help")
+            .output()
+            .expect("run --help");
+        assert!(out.status.success(), "{name} --help");
+        let help = String::from_utf8_lossy(&out.stdout);
+        let about = help.lines().next().unwrap_or_default();
+        assert!(
+            !about.is_empty() && !about.starts_with("Usage") && !about.contains("shared by every"),
+            "{name} --help does not start with its own description:\n{help}"
+        );
+        // Backpressure off only means something where a mailbox can outgrow its bound.
+        assert_eq!(
+            help.contains("--no-backpressure"),
+            matches!(name, "fanin" | "pipeline"),
+            "{name} --help and --no-backpressure"
+        );
+    }
+}
+
+#[test]
 fn bad_arguments_fail_with_a_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_skynet"))
         .args(["--leaves", "12"])

@@ -262,7 +262,11 @@ fn deliver<M: Clone + Send + 'static>(
     }
     if let (SlowSubscriber::Lag(notice), true) = (&sub.when_slow, sub.missed > 0) {
         let notice = notice(sub.missed);
-        if let Err(TrySendError::Stopped(_)) = sub.to.try_send(notice) {
+        if sub
+            .to
+            .try_send(notice)
+            .is_err_and(|refused| refused.is_closed())
+        {
             return Err(Removed::Gone);
         }
         stats.delivered += 1;
@@ -281,7 +285,8 @@ fn deliver<M: Clone + Send + 'static>(
             stats.dropped += 1;
             Ok(())
         }
-        Err(TrySendError::Stopped(_)) => Err(Removed::Gone),
+        // Stopped, or the runtime has ended (never `OnWorkerThread`: `try_send` does not wait).
+        Err(_) => Err(Removed::Gone),
     }
 }
 

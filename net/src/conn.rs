@@ -38,6 +38,7 @@ impl SendToken {
 
 /// Why [`Conn::send`] refused bytes; they are handed back.
 #[derive(PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The connection is not (or no longer) open for writing.
     NotConnected(Bytes),
@@ -83,6 +84,7 @@ impl std::error::Error for SendError {}
 /// [`ConnectionOptions`](crate::ConnectionOptions) (the kernel may round or double buffer
 /// sizes). `None` for a reading the platform does not give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SocketOptions {
     /// `TCP_NODELAY`.
     pub nodelay: Option<bool>,

@@ -246,10 +246,7 @@ fn run(
         accepted: accepted_tx,
         closed: closed.clone(),
     };
-    let listen = ListenOptions {
-        connection: opts,
-        ..ListenOptions::default()
-    };
+    let listen = ListenOptions::default().connection(opts);
     let any = "127.0.0.1:0".parse().unwrap();
     let listener = TcpListener::bind(&reactor, &TcpListenAuth::new(&auth), any, notify, listen);
     let addr = listening.recv_timeout(WAIT).expect("listening");
@@ -391,16 +388,14 @@ fn lines_in_order(got: &[Got]) -> Vec<u32> {
 }
 
 fn policy(overflow: Overflow) -> ConnectionOptions {
-    ConnectionOptions {
-        overflow,
+    ConnectionOptions::default()
+        .overflow(overflow)
         // Throttled well before the limit: whatever the policy, the slow client's connection
         // throttles, and only the policy decides whether that mutes the hub.
-        high_watermark: LIMIT / 4,
-        low_watermark: LIMIT / 8,
+        .high_watermark(LIMIT / 4)
+        .low_watermark(LIMIT / 8)
         // Small kernel buffers, so the slow client's backlog lands in the write queue soon.
-        send_buffer_size: Some(4096),
-        ..ConnectionOptions::default()
-    }
+        .send_buffer_size(4096)
 }
 
 /// Checks what every run under a policy that isolates must show.
@@ -486,13 +481,11 @@ fn disconnect_drops_the_slow_client_and_keeps_the_others_on_time() {
 /// Connections fed by a broadcast: the default policy (their pressure is the broadcast's
 /// signal), small write-queue watermarks, and a mailbox that absorbs a burst of publishes.
 fn subscribed() -> ConnectionOptions {
-    ConnectionOptions {
-        high_watermark: LIMIT,
-        low_watermark: LIMIT / 2,
-        mailbox_watermarks: Some((128, 1024)),
-        send_buffer_size: Some(4096),
-        ..ConnectionOptions::default()
-    }
+    ConnectionOptions::default()
+        .high_watermark(LIMIT)
+        .low_watermark(LIMIT / 2)
+        .mailbox_watermarks(Some((128, 1024)))
+        .send_buffer_size(4096)
 }
 
 /// The bytes a broadcast subscriber's connection may hold: its high watermark, plus what was

@@ -417,10 +417,7 @@ fn keep_alive_head_http10_and_pipelining_over_a_raw_socket() {
 
 #[test]
 fn a_deep_pipeline_stops_the_reading_and_all_answers_come_in_order() {
-    let server = start(ServerOptions {
-        pipeline_depth: 2,
-        ..ServerOptions::default()
-    });
+    let server = start(ServerOptions::default().pipeline_depth(2));
     let mut s = connect(server.addr);
     let mut batch = Vec::new();
     for i in 0..200 {
@@ -483,10 +480,7 @@ fn an_unread_body_is_drained_and_the_connection_kept() {
 
 #[test]
 fn every_limit_is_a_status_and_a_close() {
-    let server = start(ServerOptions {
-        max_body: Some(1000),
-        ..ServerOptions::default()
-    });
+    let server = start(ServerOptions::default().max_body(1000));
     let addr = server.addr;
     let status = |raw: &[u8]| refused_with(addr, raw).status;
 
@@ -590,11 +584,11 @@ fn a_refusal_waits_for_the_responses_before_it() {
 
 #[test]
 fn a_slow_head_gets_408_and_an_idle_connection_is_closed() {
-    let server = start(ServerOptions {
-        head_timeout: Duration::from_millis(300),
-        keep_alive_timeout: Duration::from_millis(600),
-        ..ServerOptions::default()
-    });
+    let server = start(
+        ServerOptions::default()
+            .head_timeout(Duration::from_millis(300))
+            .keep_alive_timeout(Duration::from_millis(600)),
+    );
     // Slowloris: a head that never completes.
     let started = Instant::now();
     let got = refused_with(server.addr, b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ");
@@ -1062,10 +1056,7 @@ fn the_client_reuses_a_connection_pipelines_and_uploads_through_a_sink() {
             Some(Bytes::from_static(b"abc")),
         ),
     ];
-    let opts = ClientOptions {
-        pipelining: true,
-        ..ClientOptions::default()
-    };
+    let opts = ClientOptions::default().pipelining(true);
     let heard = run_client(&reactor, &auth, server.addr, opts, |_| {}, requests);
     let done: Vec<_> = heard
         .iter()

@@ -118,11 +118,9 @@ impl ListenNotify for Lobby {
 /// not count as being behind), small kernel buffers (lines are small), and the default
 /// write-queue watermarks, whose pressure tells the room who is behind.
 fn connection_options() -> ConnectionOptions {
-    ConnectionOptions {
-        mailbox_watermarks: Some((256, 1024)),
-        send_buffer_size: Some(32 * 1024),
-        ..ConnectionOptions::default()
-    }
+    ConnectionOptions::default()
+        .mailbox_watermarks(Some((256, 1024)))
+        .send_buffer_size(32 * 1024)
 }
 
 // ---------------------------------------------------------------- running it
@@ -153,10 +151,7 @@ fn main() {
         cli.port
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let listen = ListenOptions {
-        connection: connection_options(),
-        ..ListenOptions::default()
-    };
+    let listen = ListenOptions::default().connection(connection_options());
     let listener = TcpListener::bind(&reactor, &TcpListenAuth::new(&auth), addr, lobby, listen);
     let bound = rx
         .recv_timeout(Duration::from_secs(10))

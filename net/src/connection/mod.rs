@@ -70,6 +70,7 @@ use socket::Socket;
 use state::{CloseRequest, Closing, Delivery, Inbound, Mute, Outbound, Stage, Throttle};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use write_queue::Flushed;
 
@@ -290,6 +291,13 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     }
 
     fn connect_failed(&mut self, ctx: &mut Context<Self>, reason: ConnectError) {
+        #[cfg(feature = "tracing")]
+        tracing::debug!(
+            target: "rein_net::socket",
+            conn = ctx.id().as_u64(),
+            reason = %reason,
+            "connect failed"
+        );
         self.connect = None;
         self.handler.connect_failed(reason);
         self.end(ctx, CloseReason::Closed);
@@ -610,6 +618,23 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             Stage::Open | Stage::Closing(_) => true,
         };
         self.core.stage = Stage::Closed;
+        #[cfg(feature = "tracing")]
+        match &reason {
+            CloseReason::Error(e) => tracing::warn!(
+                target: "rein_net::socket",
+                conn = ctx.id().as_u64(),
+                peer = ?self.core.peer,
+                error = %e,
+                "connection ended by a socket error"
+            ),
+            CloseReason::Reset => tracing::debug!(
+                target: "rein_net::socket",
+                conn = ctx.id().as_u64(),
+                peer = ?self.core.peer,
+                "connection reset by the peer"
+            ),
+            _ => {}
+        }
         self.socket = None;
         self.connect = None;
         for timer in [
@@ -730,6 +755,16 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
             }
             Msg::Close => self.core.request.graceful(CloseReason::Closed),
             Msg::Abort => self.core.request.abort(CloseReason::Aborted),
+            Msg::Ready(ready) if ready.failed => {
+                // The runtime's readiness polling failed: no edge will come again, so the
+                // connection cannot go on. Say so rather than hang.
+                let e = io::Error::other("the runtime's readiness polling failed");
+                if self.core.stage == Stage::Connecting {
+                    self.connect_failed(ctx, ConnectError::Io(e));
+                } else {
+                    self.core.request.abort(CloseReason::Error(Arc::new(e)));
+                }
+            }
             Msg::Ready(ready) => {
                 if self.core.stage == Stage::Connecting {
                     if ready.writable || ready.closed {

@@ -44,6 +44,7 @@ impl RequestId {
 
 /// Client connection settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// The largest response head accepted (default 64 KiB); more ends the connection.
     pub max_head: usize,
@@ -60,6 +61,28 @@ impl Default for ClientOptions {
             pipelining: false,
             connection: ConnectionOptions::default(),
         }
+    }
+}
+
+/// Setters, for building options from the defaults: `ClientOptions::default().max_head(..)`. (The
+/// struct is `#[non_exhaustive]`, so that new settings are not breaking changes.)
+impl ClientOptions {
+    /// Sets `max_head` (see the field for its meaning and default).
+    pub fn max_head(mut self, value: usize) -> Self {
+        self.max_head = value;
+        self
+    }
+
+    /// Sets `pipelining` (see the field for its meaning and default).
+    pub fn pipelining(mut self, value: bool) -> Self {
+        self.pipelining = value;
+        self
+    }
+
+    /// Sets `connection` (see the field for its meaning and default).
+    pub fn connection(mut self, value: ConnectionOptions) -> Self {
+        self.connection = value;
+        self
     }
 }
 
@@ -189,7 +212,7 @@ impl UploadSink {
                 id: self.id,
                 what: UploadWhat::Data(piece.into()),
             })
-            .map_err(|e| match e.0.what {
+            .map_err(|e| match e.into_inner().what {
                 UploadWhat::Data(b) => b,
                 _ => Bytes::new(),
             })
@@ -235,12 +258,12 @@ pub struct ClientRef<M> {
 impl<M: Send + 'static> ClientRef<M> {
     /// Delivers `msg` to [`ResponseHandler::message`]; hands it back if the connection ended.
     pub fn send(&self, msg: M) -> Result<(), rein::SendError<M>> {
-        self.conn
-            .send(ClientMsg(CInner::User(msg)))
-            .map_err(|e| match e.0 .0 {
-                CInner::User(m) => rein::SendError(m),
+        self.conn.send(ClientMsg(CInner::User(msg))).map_err(|e| {
+            e.map(|back| match back.0 {
+                CInner::User(m) => m,
                 CInner::Upload(_) => unreachable!("the message handed back is the one sent"),
             })
+        })
     }
 
     /// Closes gracefully.

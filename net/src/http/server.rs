@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 /// Settings for HTTP server connections. Every limit is answered with a status and a closed
 /// connection, never with unbounded memory.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerOptions {
     /// The largest request head (request line and fields), in bytes; more is `431` (default
     /// 64 KiB).
@@ -79,6 +80,58 @@ impl Default for ServerOptions {
             drain_limit: 256 * 1024,
             listen: ListenOptions::default(),
         }
+    }
+}
+
+/// Setters, for building options from the defaults: `ServerOptions::default().max_head(..)`. (The
+/// struct is `#[non_exhaustive]`, so that new settings are not breaking changes.)
+impl ServerOptions {
+    /// Sets `max_head` (see the field for its meaning and default).
+    pub fn max_head(mut self, value: usize) -> Self {
+        self.max_head = value;
+        self
+    }
+
+    /// Sets `max_target` (see the field for its meaning and default).
+    pub fn max_target(mut self, value: usize) -> Self {
+        self.max_target = value;
+        self
+    }
+
+    /// Sets `max_body` to `Some(value)` (see the field for its meaning and default).
+    pub fn max_body(mut self, value: u64) -> Self {
+        self.max_body = Some(value);
+        self
+    }
+
+    /// Sets `head_timeout` (see the field for its meaning and default).
+    pub fn head_timeout(mut self, value: Duration) -> Self {
+        self.head_timeout = value;
+        self
+    }
+
+    /// Sets `keep_alive_timeout` (see the field for its meaning and default).
+    pub fn keep_alive_timeout(mut self, value: Duration) -> Self {
+        self.keep_alive_timeout = value;
+        self
+    }
+
+    /// Sets `pipeline_depth` (see the field for its meaning and default).
+    pub fn pipeline_depth(mut self, value: usize) -> Self {
+        self.pipeline_depth = value;
+        self
+    }
+
+    /// Sets `drain_limit` (see the field for its meaning and default).
+    pub fn drain_limit(mut self, value: u64) -> Self {
+        self.drain_limit = value;
+        self
+    }
+
+    /// Sets `listen` (see the field for its meaning and default).
+    pub fn listen(mut self, value: ListenOptions) -> Self {
+        self.listen = value;
+        self
     }
 }
 
@@ -256,7 +309,7 @@ impl BodySink {
     pub fn send(&self, piece: impl Into<Bytes>) -> Result<(), Bytes> {
         self.to
             .send(self.msg(SinkWhat::Data(piece.into())))
-            .map_err(|e| match e.0.what {
+            .map_err(|e| match e.into_inner().what {
                 SinkWhat::Data(bytes) => bytes,
                 _ => Bytes::new(),
             })
@@ -306,12 +359,12 @@ pub struct HttpRef<M> {
 impl<M: Send + 'static> HttpRef<M> {
     /// Delivers `msg` to [`RequestHandler::message`]; hands it back if the connection ended.
     pub fn send(&self, msg: M) -> Result<(), rein::SendError<M>> {
-        self.conn
-            .send(HttpMsg(Inner::User(msg)))
-            .map_err(|e| match e.0 .0 {
-                Inner::User(m) => rein::SendError(m),
+        self.conn.send(HttpMsg(Inner::User(msg))).map_err(|e| {
+            e.map(|back| match back.0 {
+                Inner::User(m) => m,
                 _ => unreachable!("the message handed back is the one sent"),
             })
+        })
     }
 
     /// Closes gracefully (queued bytes go out first).
@@ -346,6 +399,7 @@ impl<M: Send + 'static> fmt::Debug for HttpRef<M> {
 
 /// Why [`Http::write`] refused a piece; the piece is handed back.
 #[derive(PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WriteError {
     /// The connection's write queue is full: wait for [`RequestHandler::writeable`].
     NotWriteable(Bytes),

@@ -346,54 +346,6 @@ impl Sampler {
             format!("{}", inbound99 / 1e6),
         );
         family(
-            "rein_messages_total",
-            "counter",
-            "Messages handled by the runtime's workers.",
-            metrics.messages().to_string(),
-        );
-        family(
-            "rein_live_actors",
-            "gauge",
-            "Actors alive.",
-            metrics.live_actors.to_string(),
-        );
-        family(
-            "rein_mutes_total",
-            "counter",
-            "Times an actor was muted on a receiver.",
-            metrics.mutes.to_string(),
-        );
-        family(
-            "rein_unmutes_total",
-            "counter",
-            "Times an actor was released from a receiver.",
-            metrics.unmutes.to_string(),
-        );
-        family(
-            "rein_overloads_total",
-            "counter",
-            "Times a receiver crossed its high watermark.",
-            metrics.overloads.to_string(),
-        );
-        family(
-            "rein_muted_actors",
-            "gauge",
-            "Actors muted (parked) now.",
-            metrics.muted_actors.to_string(),
-        );
-        family(
-            "rein_overloaded_actors",
-            "gauge",
-            "Actors over their high watermark now.",
-            metrics.overloaded_actors.to_string(),
-        );
-        family(
-            "rein_pressured_actors",
-            "gauge",
-            "Actors that applied backpressure now.",
-            metrics.pressured_actors.to_string(),
-        );
-        family(
             "rein_mute_snapshot_edges",
             "gauge",
             "Mutes in force in the last mute snapshot.",
@@ -418,6 +370,8 @@ impl Sampler {
              # HELP abuse_peer_muted Whether the peer's connection is muted by the runtime.\n\
              # TYPE abuse_peer_muted gauge\n{prom_peers}"
         );
+        // The runtime's own figures (rein_*), in the same exposition.
+        prom.push_str(&metrics.to_prometheus());
         drop(tally);
 
         if let Some(file) = self.csv.as_mut() {

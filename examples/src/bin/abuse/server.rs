@@ -268,10 +268,7 @@ impl Actor for Consumer {
 /// The peers' connections: answers are the only writes, and a peer that does not read them
 /// loses the newest past 64 KiB rather than hold the consumer back or grow the server.
 fn connection_options() -> ConnectionOptions {
-    ConnectionOptions {
-        overflow: Overflow::DropNewest { limit: 64 * 1024 },
-        ..ConnectionOptions::default()
-    }
+    ConnectionOptions::default().overflow(Overflow::DropNewest { limit: 64 * 1024 })
 }
 
 pub fn run(args: ServerArgs) {
@@ -312,10 +309,7 @@ pub fn run(args: ServerArgs) {
         &TcpListenAuth::new(&auth),
         addr,
         listen,
-        ListenOptions {
-            connection: connection_options(),
-            ..ListenOptions::default()
-        },
+        ListenOptions::default().connection(connection_options()),
     );
     match rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(bound)) => println!("listening on {bound} ({:?})", args.qdisc),
