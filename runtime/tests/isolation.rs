@@ -223,9 +223,10 @@ fn recipient_is_pressured_agrees_with_actor_ref() {
         !recipient.is_pressured(),
         "a stopped actor presses on nobody"
     );
+    // The runtime has ended with it, and an ended runtime is the reason given first.
     assert!(matches!(
         recipient.try_send(1),
-        Err(TrySendError::Stopped(1))
+        Err(TrySendError::RuntimeEnded(1))
     ));
     assert!(!Recipient::<u32>::closed().is_pressured());
 }
