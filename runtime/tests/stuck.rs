@@ -1,6 +1,7 @@
 //! Work parked on a worker whose behaviour runs long must not wait for it while another worker
-//! idles: an actor in that worker's next slot, or lingering on it, is taken over by the others
-//! within about a millisecond (see the scheduler's "Work stuck behind a long behaviour").
+//! idles: an actor in that worker's next slot, lingering on it, or alone in its queue, is taken
+//! over by the others within about a millisecond, and sockets it was polling are polled by
+//! another (see the scheduler's "Work stuck behind a long behaviour").
 //!
 //! These assert behaviour, not speed: the margins are two orders of magnitude above the expected
 //! latency, and far below the length of the behaviour that used to hold the work up.
@@ -181,4 +182,164 @@ fn a_lone_queued_actor_does_not_wait_for_a_sleeping_behaviour() {
         "the queued actor waited {waited:?} for a behaviour that sleeps {sleep:?}"
     );
     assert!(wait(rt).quiescent);
+}
+
+/// Waits (up to `patience`) until `other` has run too; counts in `met` whether it did.
+struct Meeter {
+    me: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    other: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    met: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    patience: Duration,
+}
+
+impl Actor for Meeter {
+    type Msg = rein::Readiness;
+    fn handle(&mut self, _: &mut Context<Self>, _: rein::Readiness) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.me.store(true, SeqCst);
+        let deadline = Instant::now() + self.patience;
+        while !self.other.load(SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if self.other.load(SeqCst) {
+            self.met.fetch_add(1, SeqCst);
+        }
+    }
+}
+
+#[test]
+fn an_actor_displaced_from_the_next_slot_between_turns_does_not_wait_for_a_long_behaviour() {
+    // One readiness edge wakes two actors, between turns on the worker that polled: the second
+    // takes the next slot and pushes the first to the queue, alone, which wakes nobody. The
+    // slot's actor then runs long (until the other has run, or `patience`): the queued one must
+    // be handed to the idle worker, not wait behind it.
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    let patience = Duration::from_secs(5);
+    let rt = runtime(2);
+    let flags = [
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    ];
+    let met = Arc::new(AtomicUsize::new(0));
+    let meeter = |me: usize| Meeter {
+        me: flags[me].clone(),
+        other: flags[1 - me].clone(),
+        met: met.clone(),
+        patience,
+    };
+    let (a, b) = (rt.spawn(meeter(0)), rt.spawn(meeter(1)));
+    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let owner = move |ready| {
+        let _ = a.send(ready);
+        let _ = b.send(ready);
+    };
+    let registration = rt
+        .handle()
+        .io()
+        .register(ours.as_raw_fd(), rein::Interest::READABLE, owner)
+        .unwrap();
+    // Let both workers and the watchdog go to sleep, one of the workers in `epoll_wait`.
+    std::thread::sleep(Duration::from_millis(200));
+    theirs.write_all(b"x").unwrap();
+    let deadline = Instant::now() + LIMIT;
+    while !(flags[0].load(SeqCst) && flags[1].load(SeqCst)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(registration);
+    let report = wait(rt);
+    assert!(report.quiescent);
+    assert_eq!(
+        met.load(SeqCst),
+        2,
+        "the actor pushed to the queue waited for the long behaviour in the next slot"
+    );
+}
+
+/// Waits until `other` has run, or `patience`.
+struct Long {
+    other: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    started: mpsc::Sender<()>,
+    patience: Duration,
+}
+
+impl Actor for Long {
+    type Msg = ();
+    fn handle(&mut self, _: &mut Context<Self>, _: ()) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let _ = self.started.send(());
+        let deadline = Instant::now() + self.patience;
+        while !self.other.load(SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Passes an edge on to `long`, from inside a behaviour (so `long` lands in this worker's next
+/// slot and runs right after, on the worker that took the edge).
+struct Relay {
+    long: ActorRef<Long>,
+}
+
+impl Actor for Relay {
+    type Msg = rein::Readiness;
+    fn handle(&mut self, _: &mut Context<Self>, _: rein::Readiness) {
+        self.long.send(()).unwrap();
+    }
+}
+
+#[test]
+fn sockets_are_polled_while_the_worker_that_polled_them_runs_long() {
+    // The worker in `epoll_wait` takes an edge and goes on to a long turn; the other worker
+    // sleeps in its futex. A second socket's edge must still reach its owner (the watchdog wakes
+    // the sleeper, which takes the polling over), not wait for the long turn to end.
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+    let patience = Duration::from_secs(5);
+    let rt = runtime(2);
+    let ran = Arc::new(AtomicBool::new(false));
+    let (started, long_started) = mpsc::channel();
+    let long = rt.spawn(Long {
+        other: ran.clone(),
+        started,
+        patience,
+    });
+    let relay = rt.spawn(Relay { long });
+    let flag = ran.clone();
+    let io = rt.handle().io();
+    let (first, mut first_peer) = UnixStream::pair().unwrap();
+    let (second, mut second_peer) = UnixStream::pair().unwrap();
+    let r1 = io
+        .register(first.as_raw_fd(), rein::Interest::READABLE, move |ready| {
+            let _ = relay.send(ready);
+        })
+        .unwrap();
+    let r2 = io
+        .register(second.as_raw_fd(), rein::Interest::READABLE, move |_| {
+            flag.store(true, SeqCst);
+        })
+        .unwrap();
+    // Both workers asleep, one of them in `epoll_wait`.
+    std::thread::sleep(Duration::from_millis(200));
+    first_peer.write_all(b"x").unwrap();
+    long_started.recv_timeout(LIMIT).expect("the long turn ran");
+    let sent = Instant::now();
+    second_peer.write_all(b"x").unwrap();
+    let deadline = Instant::now() + LIMIT;
+    while !ran.load(SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let waited = sent.elapsed();
+    drop((r1, r2));
+    assert!(wait(rt).quiescent);
+    assert!(
+        waited < patience,
+        "the second socket's edge waited {waited:?}, for the long turn to end"
+    );
 }

@@ -199,6 +199,20 @@ impl Shared {
         self.num_sleeping.load(SeqCst) == self.threads()
     }
 
+    /// Whether sockets are registered, no worker waits in `epoll_wait` for them, and some
+    /// worker sleeps in its futex (and could): a racy reading, for the watchdog.
+    pub(crate) fn sockets_unwatched(&self) -> bool {
+        self.io
+            .get()
+            .is_some_and(|io| io.poller() == crate::io::NO_POLLER)
+            && self.num_sleeping.load(SeqCst) != 0
+    }
+
+    /// Whether worker `index` is on the sleepers list.
+    pub(crate) fn is_asleep(&self, index: usize) -> bool {
+        self.sleepers.lock().contains(&index)
+    }
+
     /// Activations ended by a thread that is not a worker of this runtime and started by no one
     /// there (the watchdog's claims): counted like an outside thread's, then quiescence is checked
     /// again, since the ending may be what it waited for.

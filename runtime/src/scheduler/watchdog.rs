@@ -13,6 +13,9 @@
 //!   moved since the previous tick has been in one turn for at least a tick: the watchdog steals
 //!   its next slot and claims those of its lingering actors that have mail, and requeues them all
 //!   on the injector, waking a sleeping worker. So an actor waits at most about two ticks (1 ms).
+//!   A lone task in such a worker's stealable queue wakes a sleeper to steal it; and if sockets
+//!   are registered and nobody waits in `epoll_wait` for them (the poller left with edges and
+//!   is the stuck worker), a sleeper is woken to take the polling over.
 //! * **Idle**, it sleeps. It goes idle after [`QUIET_TICKS`] ticks without seeing any such work, or
 //!   at once when every worker sleeps. A worker that puts work where only it can reach it (fills
 //!   its next slot, lends its lingering list) reads the watchdog's state and, if it is idle, makes
@@ -148,6 +151,11 @@ fn look(shared: &Shared, seen: &mut [u64]) -> bool {
     let mut taken: Vec<Task> = Vec::new();
     let mut ended = 0;
     let mut wake = false;
+    // Sockets: a worker that leaves `epoll_wait` with edges runs their turns, and the workers
+    // asleep in their futex do not take the polling over. If it stays in one turn, no socket is
+    // looked at until it ends, however idle the others are: wake one of them, which waits in
+    // `epoll_wait` once it finds nothing else to do.
+    let unwatched = shared.sockets_unwatched();
     for (index, core) in shared.cores.iter().enumerate() {
         let turns = shared.stats[index].turns.load(Relaxed);
         let stuck = std::mem::replace(&mut seen[index], turns) == turns;
@@ -161,6 +169,11 @@ fn look(shared: &Shared, seen: &mut [u64]) -> bool {
             continue;
         }
         wake |= queued;
+        if unwatched && !shared.is_asleep(index) {
+            // In one turn since the last look (not asleep: a sleeper's counter stands still too).
+            watched = true;
+            wake = true;
+        }
         if full {
             taken.extend(core.next.steal());
         }

@@ -500,8 +500,11 @@ impl Worker {
         self.local.push(task);
         if self.local.len() >= WAKE_THRESHOLD {
             self.shared.notify_one();
-        } else if self.in_turn.get() {
-            // Nobody was woken for it: if this turn runs long, the watchdog must wake someone.
+        } else {
+            // Nobody was woken for it: if a turn runs long before this worker comes back to its
+            // queue, the watchdog must wake someone. That holds between turns too: edges
+            // delivered by this worker's poll fill the next slot, which runs before the queue,
+            // and a second edge pushes the first one's actor here.
             self.shared.watchdog.exposed();
         }
     }
