@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 
 /// What a [`Broadcast`] does with a subscriber that is behind ([`Recipient::is_pressured`])
 /// when a message is published.
+#[non_exhaustive]
 pub enum SlowSubscriber<M> {
     /// Sends anyway, with a plain send: the broadcast is muted until the subscriber catches up,
     /// and with it every other subscriber waits. Nothing is lost; the slowest sets the pace.
@@ -92,6 +93,7 @@ impl<M> fmt::Debug for SlowSubscriber<M> {
 /// Why a subscriber left a [`Broadcast`] (told to its [`on_removed`](Subscriber::on_removed)
 /// hook).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Removed {
     /// It missed more messages in a row than its [`SlowSubscriber::Disconnect`] allows.
     TooSlow,
@@ -159,6 +161,7 @@ impl<M> fmt::Debug for Subscriber<M> {
 
 /// What a [`Broadcast`] has done (see [`BroadcastMsg::Stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BroadcastStats {
     /// Subscribers now.
     pub subscribers: usize,

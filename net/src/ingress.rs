@@ -514,6 +514,7 @@ impl<T: Send + 'static> fmt::Debug for Item<T> {
 
 /// A snapshot of an [`Ingress`] (see [`Ingress::stats`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct IngressStats {
     /// Items queued, not yet taken.
     pub queued: usize,

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 /// [`Builder::on_stall`](crate::Builder::on_stall) and
 /// [`RuntimeHandle::stalls`](crate::RuntimeHandle::stalls).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StallReport {
     /// The muted actor. It runs again only once `receiver` (and every other receiver it is
     /// muted on) recovers.
@@ -39,6 +40,7 @@ pub struct StallReport {
 
 /// Why the receiver of a [`StallReport`] still mutes its senders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StallCause {
     /// It applied backpressure (`rein-backpressure`) and has not released it: a `rein-net`
     /// connection whose peer does not read, for instance.
