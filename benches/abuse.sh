@@ -13,7 +13,7 @@ out=${2:-target/abuse-bench}
 cap=1024
 mkdir -p "$out"
 cargo build --release -q -p rein-examples --bin abuse
-abuse=target/release/abuse
+abuse=${CARGO_TARGET_DIR:-target}/release/abuse
 port=7780
 dash=7781
 
