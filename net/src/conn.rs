@@ -107,6 +107,9 @@ pub(crate) struct Core {
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) local: Option<SocketAddr>,
     pub(crate) socket: Option<SocketOptions>,
+    /// STARTTLS requests and what the handshake agreed on.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: crate::tls::CoreTls,
 }
 
 impl Core {
@@ -121,6 +124,8 @@ impl Core {
             peer: None,
             local: None,
             socket: None,
+            #[cfg(feature = "tls")]
+            tls: crate::tls::CoreTls::default(),
         }
     }
 

@@ -102,6 +102,10 @@ mod handler;
 mod io_thread;
 mod listener;
 mod resolve;
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(not(feature = "tls"))]
+mod tls_off;
 
 pub use auth::{TcpConnectAuth, TcpListenAuth};
 pub use bytes::{Bytes, BytesMut};
@@ -114,6 +118,15 @@ pub use handler::{CloseReason, ConnectError, ConnectionEnded, ConnectionHandler,
 pub use io_thread::{Interest, Reactor, Readiness, Registered};
 pub use listener::{
     BindError, HandlerMsg, ListenNotify, ListenOptions, ListenerMsg, ListenerRef, TcpListener,
+};
+/// rustls, re-exported: build a `ServerConfig` or `ClientConfig` of your own with the same
+/// version rein-net uses ([`TlsServer::new`], [`TlsClient::new`]).
+#[cfg(feature = "tls")]
+pub use rustls;
+#[cfg(feature = "tls")]
+pub use tls::{
+    StartTls, StartTlsError, TlsClient, TlsConfigError, TlsError, TlsInfo, TlsServer,
+    DEFAULT_HANDSHAKE_TIMEOUT,
 };
 
 /// The code in `docs/guide.md`, compiled and run as doctests so the guide stays true. It lives

@@ -11,6 +11,10 @@
 
 use crate::connection::{EndNotice, TcpConnection};
 use crate::io_thread::{Owner, Reactor, Readiness, Registered};
+#[cfg(feature = "tls")]
+use crate::tls::Layer;
+#[cfg(not(feature = "tls"))]
+use crate::tls_off::Layer;
 use crate::{
     ConnRef, ConnectionEnded, ConnectionHandler, ConnectionOptions, Interest, TcpListenAuth,
 };
@@ -102,6 +106,10 @@ pub struct ListenOptions {
     pub accept_per_turn: usize,
     /// Settings for accepted connections.
     pub connection: ConnectionOptions,
+    /// TLS for accepted connections (default: none, plain TCP): each does a server handshake
+    /// before its handler hears `connected`. See [`TlsServer`](crate::TlsServer).
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::TlsServer>,
 }
 
 impl Default for ListenOptions {
@@ -112,6 +120,8 @@ impl Default for ListenOptions {
             reuse_addr: true,
             accept_per_turn: 64,
             connection: ConnectionOptions::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -278,6 +288,7 @@ impl<N: ListenNotify> TcpListener<N> {
                         &self.reactor,
                         self.auth.pressure.clone(),
                         stream,
+                        Layer::for_listener(&self.opts),
                         handler,
                         self.opts.connection.clone(),
                         on_end,

@@ -49,6 +49,9 @@ pub(crate) enum Step {
     Idle,
     Linger,
     Settle,
+    /// The TLS handshake's time is up.
+    #[cfg(feature = "tls")]
+    TlsHandshakeTimeout,
 }
 
 impl<M> From<Bytes> for ConnMsg<M> {
@@ -89,6 +92,8 @@ impl<M: Clone> Clone for ConnMsg<M> {
                 Step::Idle => Step::Idle,
                 Step::Linger => Step::Linger,
                 Step::Settle => Step::Settle,
+                #[cfg(feature = "tls")]
+                Step::TlsHandshakeTimeout => Step::TlsHandshakeTimeout,
             }),
         })
     }

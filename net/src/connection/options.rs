@@ -43,6 +43,12 @@ pub struct ConnectionOptions {
     /// 1024 messages, i.e. up to 1024 buffers). Invalid values (`low >= high`) also fall back
     /// to the runtime's.
     pub mailbox_watermarks: Option<(usize, usize)>,
+    /// TLS for an outgoing connection (default: none, plain TCP): a client handshake once TCP
+    /// is up, before the handler hears `connected`. See [`TlsClient`](crate::TlsClient).
+    /// Accepted connections take theirs from [`ListenOptions::tls`](crate::ListenOptions::tls)
+    /// and ignore this one.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::TlsClient>,
 }
 
 impl Default for ConnectionOptions {
@@ -60,6 +66,8 @@ impl Default for ConnectionOptions {
             attempt_delay: Duration::from_millis(250),
             close_linger: Duration::from_secs(5),
             mailbox_watermarks: Some((4, 16)),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

@@ -140,14 +140,21 @@ impl WriteQueue {
 
     /// Writes as much as `out` takes, up to [`MAX_SLICES`] chunks per vectored write.
     pub(crate) fn flush(&mut self, out: &mut impl Write) -> io::Result<Flushed> {
+        self.flush_at_most(out, usize::MAX)
+    }
+
+    /// Like [`flush`](WriteQueue::flush), but writes at most `limit` bytes: a layer that sends
+    /// the first bytes of the queue one way and the rest another (STARTTLS) flushes the first
+    /// part with this. Reports `Drained` once `limit` bytes are written.
+    pub(crate) fn flush_at_most(
+        &mut self,
+        out: &mut impl Write,
+        limit: usize,
+    ) -> io::Result<Flushed> {
         let mut total = 0;
-        while !self.chunks.is_empty() {
+        while !self.chunks.is_empty() && total < limit {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let mut count = 0;
-            for ((chunk, _), slot) in self.chunks.iter().zip(slices.iter_mut()) {
-                *slot = IoSlice::new(chunk);
-                count += 1;
-            }
+            let count = self.front(&mut slices, limit - total);
             let n = match out.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
@@ -163,8 +170,26 @@ impl WriteQueue {
         Ok(Flushed::Drained(total))
     }
 
+    /// Fills `slices` with the front chunks, at most `limit` bytes in all (the last one cut
+    /// short if needed); returns how many it filled. For a layer that transforms what it
+    /// writes (TLS encrypts it) and [`consume`](WriteQueue::consume)s it once it is out.
+    pub(crate) fn front<'a>(&'a self, slices: &mut [IoSlice<'a>], limit: usize) -> usize {
+        let mut count = 0;
+        let mut left = limit;
+        for ((chunk, _), slot) in self.chunks.iter().zip(slices.iter_mut()) {
+            if left == 0 {
+                break;
+            }
+            let take = chunk.len().min(left);
+            *slot = IoSlice::new(&chunk[..take]);
+            left -= take;
+            count += 1;
+        }
+        count
+    }
+
     /// Drops `n` written bytes off the front, recording the tokens of chunks now complete.
-    fn consume(&mut self, mut n: usize) {
+    pub(crate) fn consume(&mut self, mut n: usize) {
         self.queued -= n;
         while n > 0 {
             let front = &mut self.chunks[0].0;
@@ -268,6 +293,30 @@ mod tests {
         );
         assert_eq!(out.calls, 1, "one system call for {MAX_SLICES} chunks");
         assert_eq!(queue.take_written().len(), MAX_SLICES);
+    }
+
+    #[test]
+    fn a_limited_flush_stops_at_the_limit_and_front_cuts_the_last_slice() {
+        let mut queue = WriteQueue::new(1 << 20, 1 << 19);
+        let a = queue.push(Bytes::from_static(b"OK\n"));
+        queue.push(Bytes::from_static(b"secret"));
+        let mut out = Trickle {
+            got: Vec::new(),
+            cap: usize::MAX,
+            limit: usize::MAX,
+            calls: 0,
+        };
+        assert_eq!(
+            queue.flush_at_most(&mut out, 5).unwrap(),
+            Flushed::Drained(5)
+        );
+        assert_eq!(out.got, b"OK\nse", "nothing past the limit");
+        assert_eq!(queue.take_written(), vec![a]);
+        let mut slices = [IoSlice::new(&[]); 4];
+        assert_eq!(queue.front(&mut slices, 2), 1);
+        assert_eq!(&*slices[0], b"cr");
+        assert_eq!(queue.front(&mut slices, 100), 1);
+        assert_eq!(&*slices[0], b"cret");
     }
 
     #[test]
