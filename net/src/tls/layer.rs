@@ -249,11 +249,13 @@ impl Session {
     /// Reads until plaintext arrives (appended to `plain`), the peer's end (`Ok(0)`), the
     /// socket would block, or rustls refuses the input.
     fn read(&mut self, socket: &Socket, plain: &mut ReadBuf, budget: usize) -> io::Result<usize> {
+        let mut got = 0;
         loop {
             // Plaintext rustls has already decrypted goes first: nothing more is fed to it
             // while some waits, so its buffer stays within one record.
-            match self.drain(plain, budget) {
-                Drained::Some(n) => return Ok(n),
+            match self.drain(plain, budget - got) {
+                Drained::Some(n) => got += n,
+                Drained::End | Drained::Truncated if got > 0 => return Ok(got),
                 Drained::End => return Ok(0),
                 Drained::Truncated => {
                     self.truncated = true;
@@ -261,9 +263,17 @@ impl Session {
                 }
                 Drained::Nothing => {}
             }
+            // Records already read are decrypted in one go (one delivery for a whole recv),
+            // up to the budget; the socket is read again only when they are all delivered.
+            if got >= budget {
+                return Ok(got);
+            }
             if self.staged.len() > 0 {
                 self.feed(socket)?;
                 continue;
+            }
+            if got > 0 {
+                return Ok(got);
             }
             match socket.read_into(&mut self.staged, budget, 0) {
                 Ok(0) => {
@@ -315,25 +325,32 @@ impl Session {
     /// Hands staged ciphertext to rustls and lets it process what is complete. A refusal
     /// sends rustls' alert (if the socket takes it now) and ends the connection.
     fn feed(&mut self, socket: &Socket) -> io::Result<()> {
+        // rustls takes a few KiB per call, up to one record: hand it all it takes, then
+        // process once.
         let staged = self.staged.bytes();
-        let mut input: &[u8] = staged;
-        let taken = match self.tls.read_tls(&mut input) {
-            Ok(n) => {
-                self.stuck = false;
-                n
+        loop {
+            let mut input: &[u8] = staged;
+            match self.tls.read_tls(&mut input) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.stuck = false;
+                    bytes::Buf::advance(staged, n);
+                    if staged.is_empty() {
+                        break;
+                    }
+                }
+                // rustls holds a record it has not processed: process it first; if that frees
+                // nothing, the peer sent something rustls cannot take.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData && !self.stuck => {
+                    self.stuck = true;
+                    break;
+                }
+                Err(e) => {
+                    let refused = rustls::Error::General(format!("input refused: {e}"));
+                    return Err(TlsError::Protocol(refused).into_io());
+                }
             }
-            // rustls holds as much as it buffers and has not processed it: process it first;
-            // if that frees nothing, the peer sent something rustls cannot take.
-            Err(e) if e.kind() == io::ErrorKind::InvalidData && !self.stuck => {
-                self.stuck = true;
-                0
-            }
-            Err(e) => {
-                let refused = rustls::Error::General(format!("input refused: {e}"));
-                return Err(TlsError::Protocol(refused).into_io());
-            }
-        };
-        bytes::Buf::advance(staged, taken);
+        }
         self.staged.release_if_empty();
         if let Err(e) = self.tls.process_new_packets() {
             let _ = self.tls.write_tls(&mut socket.writer());
