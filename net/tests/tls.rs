@@ -797,3 +797,40 @@ fn a_rein_tls_client_talks_to_openssl_s_server() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(cert.parent().unwrap());
 }
+
+#[test]
+fn a_resumed_session_echoes_like_a_full_one() {
+    // The client config keeps the session tickets the server sends; the next connections
+    // resume (no certificate, a shorter flight), including to a second server that shares the
+    // first one's configuration (and so its session cache).
+    let (rt, auth, reactor) = setup();
+    let pki = pki();
+    let server_tls = pki.server();
+    let (first, addr, _server) = listen(&reactor, &auth, server_tls.clone(), || Echo::new(None));
+    let tls = pki.client();
+    for port in [addr.port(), addr.port()] {
+        let (tx, rx) = channel();
+        let client = Pumper::new(tx, 1 << 20, 64 * 1024);
+        connect(&reactor, &auth, "localhost", port, tls.clone(), client);
+        expect(&rx, "the echo", |ev| match ev {
+            Ev::Done(n, _) => Some(n),
+            Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
+            _ => None,
+        });
+        expect(&rx, "closed", |ev| {
+            matches!(ev, Ev::Closed(_)).then_some(())
+        });
+    }
+    assert!(first.close());
+    let (second, addr, _server) = listen(&reactor, &auth, server_tls, || Echo::new(None));
+    let (tx, rx) = channel();
+    let client = Pumper::new(tx, 1 << 20, 64 * 1024);
+    connect(&reactor, &auth, "localhost", addr.port(), tls, client);
+    expect(&rx, "the echo from the second server", |ev| match ev {
+        Ev::Done(n, _) => Some(n),
+        Ev::ConnectFailed(e) => panic!("connect failed: {e}"),
+        _ => None,
+    });
+    assert!(second.close());
+    finish(rt, &reactor);
+}
