@@ -76,6 +76,84 @@ fn echo_over_loopback() {
     run(env!("CARGO_BIN_EXE_echo"), &["--bytes", "4194304"]);
 }
 
+/// A CA and a certificate for localhost it signed, written as PEM files: (dir, ca, cert, key).
+fn tls_files() -> (std::path::PathBuf, String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "smoke CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("rein-smoke-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, body: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let files = (
+        write("ca.pem", ca_cert.pem()),
+        write("cert.pem", leaf.pem()),
+        write("key.pem", key.serialize_pem()),
+    );
+    (dir, files.0, files.1, files.2)
+}
+
+#[test]
+fn tls_echo_server_and_client() {
+    use std::io::{BufRead, BufReader};
+    let exe = env!("CARGO_BIN_EXE_tls_echo");
+    let help = Command::new(exe).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("server"));
+    let (dir, ca, cert, key) = tls_files();
+    let mut server = Command::new(exe)
+        .args(["server", "--port", "0", "--cert", &cert, "--key", &key])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .split_whitespace()
+        .find_map(|w| w.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let port = port.to_string();
+    for threads in ["1", "2"] {
+        let out = Command::new(exe)
+            .args(["--threads", threads, "client", "--port", &port, "--ca", &ca])
+            .args(["--bytes", "4194304"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.lines().any(|l| l.starts_with("ok:")),
+            "tls_echo client --threads {threads} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("TLSv1_3"), "{stdout}");
+    }
+    // A client that does not know the CA fails, saying why.
+    let out = Command::new(exe)
+        .args(["client", "--port", &port, "--bytes", "10"])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(!out.status.success(), "Mozilla's roots trusted a test CA");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("certificate"), "{err}");
+}
+
 #[test]
 fn outside_feed() {
     run(env!("CARGO_BIN_EXE_outside_feed"), &["--messages", "20000"]);
