@@ -318,8 +318,9 @@ impl Client {
                         w.write_all(&chunk[..n]).await.expect("write");
                         left -= n;
                     }
-                    // Dropping one half does not close the stream: the reader still has it.
-                    drop(w);
+                    // tokio-rustls may keep the last records in rustls' buffer after
+                    // `write_all`: without a flush they would never leave.
+                    w.flush().await.expect("flush");
                 }));
                 tasks.push(tokio::spawn(async move {
                     let mut buf = vec![0; 64 * 1024];
@@ -353,6 +354,7 @@ impl Client {
                     for _ in 0..count {
                         let mut s = open(addr, &connector).await;
                         s.write_all(&[7]).await.expect("write");
+                        s.flush().await.expect("flush");
                         let mut b = [0u8; 1];
                         s.read_exact(&mut b).await.expect("read");
                         let _ = s.shutdown().await;
