@@ -71,7 +71,7 @@ pub trait ConnectionHandler: Sized + Send + 'static {
 
     /// The connection could not be opened; nothing else follows. For an outgoing connection,
     /// any [`ConnectError`]; for an accepted TLS connection, its handshake failed
-    /// ([`ConnectError::Tls`], also reported to the listener's
+    /// (`ConnectError::Tls`, also reported to the listener's
     /// [`ended`](crate::ListenNotify::ended)).
     fn connect_failed(&mut self, _reason: ConnectError) {}
 

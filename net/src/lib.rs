@@ -42,6 +42,16 @@
 //! * Readiness comes from a thread outside the runtime, and such sends are never muted: a
 //!   throttled connection always hears that its socket drained.
 //!
+//! ## TLS
+//! With the `tls` feature (default, rustls with ring), a connection can be encrypted without
+//! its handler knowing: set `ListenOptions::tls` (a `TlsServer`) or
+//! `ConnectionOptions::tls` (a `TlsClient`). `connected` fires after the handshake,
+//! `received` gets plaintext, `send` takes plaintext, and the watermarks count plaintext
+//! queued. `Conn::start_tls` upgrades an open connection (STARTTLS), `Conn::alpn_protocol`
+//! reads what ALPN agreed on, and every handshake failure is a typed `TlsError`. The guide's
+//! "TLS" chapter walks through it; `docs/decisions/tls-on-connections.md` says why it is built
+//! this way.
+//!
 //! ## Lifetime
 //! Every registered socket holds a keep-alive on the runtime, so a server runs while it listens
 //! or has connections, and `Runtime::wait` returns once all of them are closed.
