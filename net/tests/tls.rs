@@ -115,9 +115,9 @@ fn alpn_the_client_offers_and_the_server_selects() {
 
 #[test]
 fn a_thousand_concurrent_tls_connections() {
-    // 1,000 in release builds; 200 in debug builds, where rustls' handshakes (unoptimised
-    // Rust around the provider's assembly) take most of a second per hundred on 2 cores.
-    const CONNECTIONS: usize = if cfg!(debug_assertions) { 200 } else { 1_000 };
+    // 2,000 sockets and 1,000 handshakes each way in one process: about 5 s in a debug build
+    // on 2 busy cores.
+    const CONNECTIONS: usize = 1_000;
     let (rt, auth, reactor) = setup();
     let pki = pki();
     let (listener, addr, _server) = listen(&reactor, &auth, pki.server(), || Echo::new(None));

@@ -7,9 +7,9 @@
 //! through to the plain socket, so a connection that never uses TLS pays one `Option` check.
 //!
 //! **Reading.** Ciphertext is read from the socket into a staging buffer of its own (a
-//! [`ReadBuf`]: one `recv` of up to the turn's budget, given back when empty), handed to rustls
-//! record by record, and the plaintext rustls decrypts is copied into the connection's read
-//! buffer, where framing and delivery work as for plain TCP. Plaintext is drained before more
+//! [`ReadBuf`]: one `recv` of up to the turn's budget, and never less than a record, given back
+//! when empty), handed to rustls record by record, and the plaintext rustls decrypts is copied
+//! into the connection's read buffer, where framing and delivery work as for plain TCP. Plaintext is drained before more
 //! ciphertext is fed, and nothing is read from the socket unless the connection is reading,
 //! which it does only while delivery flows: a muted connection reads no TLS records, rustls'
 //! plaintext buffer (16 KiB) never fills, the kernel buffer does and TCP closes the window.
@@ -42,6 +42,9 @@ use std::time::Duration;
 
 /// Plaintext encrypted per batch: rustls' own buffer limit (64 KiB, four full records).
 pub(crate) const BATCH: usize = 64 * 1024;
+
+/// The largest TLS record on the wire (16 KiB of plaintext, its header and AEAD overhead).
+const RECORD: usize = 16 * 1024 + 5 + 256;
 
 /// Chunks of the write queue handed to rustls per batch.
 const SLICES: usize = 64;
@@ -275,7 +278,9 @@ impl Session {
             if got > 0 {
                 return Ok(got);
             }
-            match socket.read_into(&mut self.staged, budget, 0) {
+            // At least a whole record's worth, however little of the budget is left: a
+            // record cannot be decrypted in pieces.
+            match socket.read_into(&mut self.staged, budget.max(RECORD), 0) {
                 Ok(0) => {
                     self.staged.release_if_empty();
                     if matches!(self.handshake, Handshake::Running { .. }) {
