@@ -79,6 +79,11 @@
 //! assert_eq!(report.metrics.pressured_actors, 0);
 //! assert!(Backpressure::apply(&ApplyReleaseBackpressureAuth::new(&root)).is_err());
 //! ```
+//!
+//! ## How it reaches the scheduler
+//! Through [`rein::pressure`], the documented (and semver-covered) seam between the scheduler
+//! and whatever reports pressure. This crate adds the narrowed authority token and the guidance
+//! above; it holds no state of its own.
 
 #![warn(missing_docs)]
 

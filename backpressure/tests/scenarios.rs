@@ -515,6 +515,11 @@ fn a_stopped_pressured_actor_releases_its_senders() {
         auth: ApplyReleaseBackpressureAuth::new(&root),
     });
     q.send(0).unwrap();
+    // The pusher must find the quitter pressured; otherwise its five
+    // sends may all land before `apply`, and nothing is ever muted.
+    until("the quitter to apply pressure", || {
+        rt.metrics().pressured_actors == 1
+    });
     let sent = Arc::new(AtomicU64::new(0));
     let p = rt.spawn(Pusher {
         to: q.clone(),

@@ -1,8 +1,9 @@
 //! Shared helpers for the example programs in `src/bin/`.
 //!
 //! Every example takes the runtime flags in [`RuntimeArgs`] (flattened into its own clap
-//! parser), prints one line per figure with [`report`] and friends, and exits non-zero through
-//! [`fail`] when its result does not check out.
+//! parser, under a "Runtime" heading of its `--help`), those where backpressure matters also
+//! [`BackpressureArgs`], prints one line per figure with [`report`] and friends, and exits
+//! non-zero through [`fail`] when its result does not check out.
 //!
 //! Run one with, for example:
 //!
@@ -15,8 +16,10 @@ use rein::{Builder, Report, Runtime};
 use std::fmt::Display;
 use std::time::Duration;
 
-/// Runtime settings shared by every example.
+// Runtime settings shared by every example. (A `//` comment, not a doc comment: clap would take
+// a doc comment on a flattened struct for the `about` of every example's `--help`.)
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Runtime")]
 pub struct RuntimeArgs {
     /// Worker threads (default: one per available core).
     #[arg(long)]
@@ -24,15 +27,29 @@ pub struct RuntimeArgs {
     /// Messages an actor handles per turn (default: rein's `DEFAULT_BATCH`).
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Turn scheduler-enforced backpressure off (for comparison only).
+}
+
+// The backpressure switch, only for the examples where it changes what they show.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Runtime")]
+pub struct BackpressureArgs {
+    /// Turn scheduler-enforced backpressure off, to compare: without it, mailboxes grow without
+    /// bound.
     #[arg(long)]
     pub no_backpressure: bool,
+}
+
+impl BackpressureArgs {
+    /// `builder` with this setting applied.
+    pub fn apply(&self, builder: Builder) -> Builder {
+        builder.backpressure(!self.no_backpressure)
+    }
 }
 
 impl RuntimeArgs {
     /// A builder with these settings applied.
     pub fn builder(&self) -> Builder {
-        let mut builder = Runtime::builder().backpressure(!self.no_backpressure);
+        let mut builder = Runtime::builder();
         if let Some(threads) = self.threads {
             builder = builder.threads(threads);
         }
@@ -44,10 +61,15 @@ impl RuntimeArgs {
 
     /// Builds the runtime, or exits with a clear message if the settings are invalid.
     pub fn build(&self) -> Runtime {
-        match self.builder().build() {
-            Ok(rt) => rt,
-            Err(e) => fail(format_args!("cannot build the runtime: {e}")),
-        }
+        build(self.builder())
+    }
+}
+
+/// Builds the runtime, or exits with a clear message if the settings are invalid.
+pub fn build(builder: Builder) -> Runtime {
+    match builder.build() {
+        Ok(rt) => rt,
+        Err(e) => fail(format_args!("cannot build the runtime: {e}")),
     }
 }
 
@@ -117,7 +139,11 @@ pub fn report_peak_rss() {
     }
 }
 
-/// Prints the runtime's end-of-run figures on one line.
+/// Prints the runtime's end-of-run figures on one line: workers; messages handled; turns (an
+/// actor's run of up to `batch` messages on a worker); actors spawned; steals (batches of work
+/// taken from another worker's queue); parks (times a worker went to sleep for lack of work);
+/// handoffs (actors moved off a worker stuck in a long behaviour); mutes (times an actor was
+/// muted on an overloaded receiver); whether the runtime ended by quiescence.
 pub fn report_runtime(report: &Report) {
     let m = &report.metrics;
     let steals: u64 = m.workers.iter().map(|w| w.steals).sum();
@@ -125,10 +151,11 @@ pub fn report_runtime(report: &Report) {
     let turns: u64 = m.workers.iter().map(|w| w.turns).sum();
     println!(
         "runtime: {} workers, {} messages, {turns} turns, {} spawned, {steals} steals, \
-         {parks} parks, {} mutes, quiescent {}",
+         {parks} worker sleeps, {} handoffs, {} mutes, quiescent {}",
         m.workers.len(),
         m.messages(),
         m.spawned,
+        m.handoffs,
         m.mutes,
         report.quiescent
     );

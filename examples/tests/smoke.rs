@@ -160,6 +160,63 @@ fn outside_feed() {
 }
 
 #[test]
+fn outside_feed_with_a_slow_actor_both_ways() {
+    for how in [&[][..], &["--plain-send"][..]] {
+        let mut args = vec!["--messages", "20000", "--work-ns", "200"];
+        args.extend_from_slice(how);
+        run(env!("CARGO_BIN_EXE_outside_feed"), &args);
+    }
+}
+
+#[test]
+fn tokio_bridge() {
+    run(
+        env!("CARGO_BIN_EXE_tokio_bridge"),
+        &["--tasks", "4", "--items", "5000"],
+    );
+}
+
+#[test]
+fn every_example_describes_itself_and_offers_only_what_matters() {
+    let examples = [
+        ("actor_overhead", env!("CARGO_BIN_EXE_actor_overhead")),
+        ("counting", env!("CARGO_BIN_EXE_counting")),
+        ("echo", env!("CARGO_BIN_EXE_echo")),
+        ("fanin", env!("CARGO_BIN_EXE_fanin")),
+        ("http_client", env!("CARGO_BIN_EXE_http_client")),
+        ("http_files", env!("CARGO_BIN_EXE_http_files")),
+        ("http_hello", env!("CARGO_BIN_EXE_http_hello")),
+        ("idle_cpu", env!("CARGO_BIN_EXE_idle_cpu")),
+        ("outside_feed", env!("CARGO_BIN_EXE_outside_feed")),
+        ("pingpong", env!("CARGO_BIN_EXE_pingpong")),
+        ("pipeline", env!("CARGO_BIN_EXE_pipeline")),
+        ("ring", env!("CARGO_BIN_EXE_ring")),
+        ("skynet", env!("CARGO_BIN_EXE_skynet")),
+        ("slowdown", env!("CARGO_BIN_EXE_slowdown")),
+        ("tokio_bridge", env!("CARGO_BIN_EXE_tokio_bridge")),
+    ];
+    for (name, exe) in examples {
+        let out = Command::new(exe)
+            .arg("--help")
+            .output()
+            .expect("run --help");
+        assert!(out.status.success(), "{name} --help");
+        let help = String::from_utf8_lossy(&out.stdout);
+        let about = help.lines().next().unwrap_or_default();
+        assert!(
+            !about.is_empty() && !about.starts_with("Usage") && !about.contains("shared by every"),
+            "{name} --help does not start with its own description:\n{help}"
+        );
+        // Backpressure off only means something where a mailbox can outgrow its bound.
+        assert_eq!(
+            help.contains("--no-backpressure"),
+            matches!(name, "fanin" | "pipeline"),
+            "{name} --help and --no-backpressure"
+        );
+    }
+}
+
+#[test]
 fn bad_arguments_fail_with_a_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_skynet"))
         .args(["--leaves", "12"])
@@ -167,4 +224,98 @@ fn bad_arguments_fail_with_a_message() {
         .expect("start skynet");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("power of 10"));
+}
+
+#[test]
+fn http_hello_answers_its_own_client() {
+    run(env!("CARGO_BIN_EXE_http_hello"), &["--self-check", "200"]);
+}
+
+/// Starts `http_files` on a free port serving `dir`; returns it and its address.
+fn http_files(dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut server = Command::new(env!("CARGO_BIN_EXE_http_files"))
+        .args(["--port", "0", "--threads", "2", "--dir"])
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start http_files");
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("http_files said {line:?}"))
+        .to_owned();
+    (server, addr)
+}
+
+#[test]
+fn http_client_downloads_and_uploads_through_http_files() {
+    let dir = std::env::temp_dir().join(format!("rein-http-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("data.bin");
+    std::fs::write(
+        &file,
+        (0..3_000_000u32)
+            .map(|i| (i * 7 % 256) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let (mut server, addr) = http_files(&dir);
+    let client = env!("CARGO_BIN_EXE_http_client");
+    let file_arg = file.to_str().unwrap();
+    let url = format!("http://{addr}/data.bin");
+    let stream = format!("http://{addr}/stream?bytes=5000000");
+    let upload = format!("http://{addr}/upload");
+    let runs: [&[&str]; 3] = [
+        &["--url", &url, "--expect-file", file_arg],
+        &["--url", &stream],
+        &["--url", &upload, "--upload", "4000000"],
+    ];
+    for args in runs {
+        let out = Command::new(client)
+            .args(args)
+            .args(["--threads", "2", "--timeout", "60"])
+            .output()
+            .expect("start http_client");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() || !stdout.lines().any(|l| l.starts_with("ok:")) {
+            let _ = server.kill();
+            panic!(
+                "http_client {args:?}: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn http_examples_describe_themselves() {
+    for (exe, about) in [
+        (env!("CARGO_BIN_EXE_http_hello"), "Hello, World!"),
+        (
+            env!("CARGO_BIN_EXE_http_files"),
+            "streaming HTTP/1.1 file server",
+        ),
+        (
+            env!("CARGO_BIN_EXE_http_client"),
+            "Streaming HTTP/1.1 client",
+        ),
+    ] {
+        let out = Command::new(exe)
+            .arg("--help")
+            .output()
+            .expect("run --help");
+        assert!(out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(about),
+            "{exe} --help"
+        );
+    }
 }

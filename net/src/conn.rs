@@ -36,6 +36,7 @@ impl SendToken {
 
 /// Why [`Conn::send`] refused bytes; they are handed back.
 #[derive(PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The connection is not (or no longer) open for writing.
     NotConnected(Bytes),
@@ -81,6 +82,7 @@ impl std::error::Error for SendError {}
 /// [`ConnectionOptions`](crate::ConnectionOptions) (the kernel may round or double buffer
 /// sizes). `None` for a reading the platform does not give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SocketOptions {
     /// `TCP_NODELAY`.
     pub nodelay: Option<bool>,

@@ -94,6 +94,7 @@ impl Prefix {
 /// [`frame_error`](crate::ConnectionHandler::frame_error). Nothing of the offending frame is
 /// buffered: the error is raised as soon as it is certain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// More than `max` bytes arrived without the delimiter (or `\n`).
     TooLong {

@@ -1,147 +1,32 @@
-//! The I/O thread: one `mio::Poll` per [`Reactor`], delivering readiness to actors as messages.
+//! The reactor: rein-net's view of the runtime's readiness driver.
 //!
-//! Why a separate thread rather than polling on the workers: a worker that blocks in `epoll_wait`
-//! cannot run actors, and a worker that never blocks burns a core. One thread per reactor sleeps
-//! in the kernel and turns each edge into an ordinary send. Sends from threads outside the
-//! runtime are never muted in rein, so readiness always reaches its actor, even one whose own
-//! senders are muted on it: the ponyc#3382 style deadlock (an actor that waits for I/O to release
-//! its own pressure) cannot arise.
+//! Readiness no longer comes from a thread of rein-net's own: an idle worker of the runtime
+//! waits in `epoll_wait` itself, and an edge runs its connection's turn on that worker, with no
+//! hand-off between threads (see `rein::Io` and the `io` module of the runtime for the design).
+//! What stays here is the registration API rein-net's actors and users see: a [`Reactor`]
+//! handle per runtime, and a [`Registered`] guard that owns a source and deregisters it on
+//! drop. Sends from the readiness driver happen between turns, outside any behaviour, so they
+//! are never muted: a throttled connection always hears that its socket drained.
 //!
-//! Registration goes straight through `mio::Registry`, which is thread-safe, after the owner is
-//! entered in a shared token map. Entering the owner *first* means no edge can arrive for a token
-//! the I/O thread does not know (with edge-triggered polling such an edge would be lost for good).
-//! The `mio::Waker` only ends the thread.
-//!
-//! Each live registration holds a [`KeepAlive`] on the runtime, so a server keeps running while it
-//! listens or has connections and the program still ends by itself once they are all closed.
-//!
-//! mio stays private, the way tokio hides it: users register their own sources by file
-//! descriptor ([`Reactor::register`], Unix) with rein's [`Interest`], so a change of mio version,
-//! or of where readiness comes from, is not a change of this crate's API.
+//! mio stays private, the way tokio hides it: sources are registered by file descriptor with
+//! rein's [`Interest`], so a change of mio version, or of where readiness comes from, is not a
+//! change of this crate's API.
 
-use mio::event::Source;
-use mio::{Events, Poll, Registry, Token, Waker};
-use rein::{KeepAlive, Recipient, RuntimeHandle};
-use std::collections::HashMap;
+use rein::{Interest, IoRegistration, Readiness, Recipient, RuntimeHandle};
 use std::io;
-use std::ops::{BitOr, Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-const WAKER: Token = Token(0);
-
-/// What the I/O thread saw on a source: one edge, sent to the source's owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Readiness {
-    /// Data (or a connection, or end of stream) can be read.
-    pub readable: bool,
-    /// Bytes can be written (or a pending connect finished).
-    pub writable: bool,
-    /// The peer closed one or both directions, or the socket has an error.
-    pub closed: bool,
-}
-
-impl Readiness {
-    fn of(event: &mio::event::Event) -> Self {
-        Readiness {
-            readable: event.is_readable(),
-            writable: event.is_writable(),
-            closed: event.is_read_closed() || event.is_write_closed() || event.is_error(),
-        }
-    }
-}
-
-/// Which readiness a registration asks to hear of.
-///
-/// ```
-/// use rein_net::Interest;
-/// let both = Interest::READABLE | Interest::WRITABLE;
-/// assert!(both.is_readable() && both.is_writable());
-/// assert!(!Interest::READABLE.is_writable());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interest {
-    readable: bool,
-    writable: bool,
-}
-
-impl Interest {
-    /// Readable (data, a connection to accept, end of stream).
-    pub const READABLE: Interest = Interest {
-        readable: true,
-        writable: false,
-    };
-    /// Writable (room to write, a connect finished).
-    pub const WRITABLE: Interest = Interest {
-        readable: false,
-        writable: true,
-    };
-
-    /// Whether readable edges are asked for.
-    pub fn is_readable(self) -> bool {
-        self.readable
-    }
-
-    /// Whether writable edges are asked for.
-    pub fn is_writable(self) -> bool {
-        self.writable
-    }
-
-    fn to_mio(self) -> mio::Interest {
-        match (self.readable, self.writable) {
-            (true, true) => mio::Interest::READABLE | mio::Interest::WRITABLE,
-            (false, true) => mio::Interest::WRITABLE,
-            // Both constants have one of the two set, and `|` only adds.
-            _ => mio::Interest::READABLE,
-        }
-    }
-}
-
-impl BitOr for Interest {
-    type Output = Interest;
-    fn bitor(self, other: Interest) -> Interest {
-        Interest {
-            readable: self.readable || other.readable,
-            writable: self.writable || other.writable,
-        }
-    }
-}
+use std::ops::{Deref, DerefMut};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 /// Whoever hears of a registration's edges.
 pub(crate) type Owner = Arc<dyn Fn(Readiness) + Send + Sync>;
 
-struct Entry {
-    owner: Owner,
-    _alive: KeepAlive,
-}
-
-struct Shared {
-    owners: Mutex<HashMap<Token, Entry>>,
-    stop: AtomicBool,
-    runtime: RuntimeHandle,
-}
-
-struct Inner {
-    shared: Arc<Shared>,
-    registry: Registry,
-    waker: Waker,
-    next: AtomicUsize,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = self.waker.wake();
-    }
-}
-
-/// A handle on one I/O thread serving one runtime. Cheap to clone; the thread ends once every
-/// clone (and every [`Registered`] source, which holds one) is gone, or once the runtime has
-/// ended.
+/// A handle on one runtime's readiness driver, for registering sockets. Cheap to clone. It
+/// starts nothing: the runtime's idle workers do the waiting.
 #[derive(Clone)]
 pub struct Reactor {
-    inner: Arc<Inner>,
+    runtime: RuntimeHandle,
+    io: rein::Io,
 }
 
 impl std::fmt::Debug for Reactor {
@@ -151,33 +36,18 @@ impl std::fmt::Debug for Reactor {
 }
 
 impl Reactor {
-    /// Starts an I/O thread for the runtime behind `runtime`.
+    /// A reactor for the runtime behind `runtime`. (It used to start an I/O thread; the
+    /// runtime's workers wait for readiness now, so this cannot fail, but keeps its `Result`.)
     pub fn start(runtime: &RuntimeHandle) -> io::Result<Reactor> {
-        let poll = Poll::new()?;
-        let registry = poll.registry().try_clone()?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
-        let shared = Arc::new(Shared {
-            owners: Mutex::new(HashMap::new()),
-            stop: AtomicBool::new(false),
-            runtime: runtime.clone(),
-        });
-        let thread_shared = shared.clone();
-        std::thread::Builder::new()
-            .name("rein-net-io".into())
-            .spawn(move || run(poll, thread_shared))?;
         Ok(Reactor {
-            inner: Arc::new(Inner {
-                shared,
-                registry,
-                waker,
-                next: AtomicUsize::new(1),
-            }),
+            io: runtime.io(),
+            runtime: runtime.clone(),
         })
     }
 
     /// The runtime this reactor serves.
     pub fn runtime(&self) -> &RuntimeHandle {
-        &self.inner.shared.runtime
+        &self.runtime
     }
 
     /// Registers a file descriptor (edge-triggered) so that each readiness edge is sent to
@@ -187,7 +57,8 @@ impl Reactor {
     /// it `actor_ref.recipient()` for an actor whose message type implements
     /// `From<Readiness>`, and keep the [`Registered`] guard in that actor; it derefs to `io`.
     /// With edge-triggered readiness, read (or write) until `WouldBlock` before expecting the
-    /// next edge.
+    /// next edge. A [`Readiness::failed`] edge says the runtime's polling failed: no edge will
+    /// come again.
     ///
     /// ```
     /// use rein::{Actor, Context};
@@ -235,8 +106,7 @@ impl Reactor {
     /// rt.wait(); // ends once the pipe has seen its end of stream and let go of it
     /// assert_eq!(reactor.registered(), 0);
     /// ```
-    #[cfg(unix)]
-    pub fn register<S: std::os::fd::AsRawFd>(
+    pub fn register<S: AsRawFd>(
         &self,
         io: S,
         interest: Interest,
@@ -245,131 +115,54 @@ impl Reactor {
         let owner: Owner = Arc::new(move |ready| {
             let _ = owner.send(ready);
         });
-        self.enter(io, interest, owner, fd::For::<S>::OPS)
+        self.register_source(io, interest, owner)
     }
 
-    /// Registers a mio source (the crate's own sockets).
-    pub(crate) fn register_source<S: Source>(
+    /// Registers one of the crate's own sockets.
+    pub(crate) fn register_source<S: AsRawFd>(
         &self,
         source: S,
         interest: Interest,
         owner: Owner,
     ) -> io::Result<Registered<S>> {
-        let ops = Ops {
-            register: |registry, s, token, interest| registry.register(s, token, interest),
-            reregister: |registry, s, token, interest| registry.reregister(s, token, interest),
-            deregister: |registry, s| registry.deregister(s),
-        };
-        self.enter(source, interest, owner, ops)
-    }
-
-    /// Enters the owner first (so no edge can arrive for a token the I/O thread does not know),
-    /// then registers.
-    fn enter<S>(
-        &self,
-        mut source: S,
-        interest: Interest,
-        owner: Owner,
-        ops: Ops<S>,
-    ) -> io::Result<Registered<S>> {
-        let token = Token(self.inner.next.fetch_add(1, Ordering::Relaxed));
-        let entry = Entry {
-            owner,
-            _alive: self.inner.shared.runtime.keep_alive(),
-        };
-        self.owners().insert(token, entry);
-        let registry = &self.inner.registry;
-        if let Err(e) = (ops.register)(registry, &mut source, token, interest.to_mio()) {
-            self.owners().remove(&token);
-            return Err(e);
-        }
+        let registration = self
+            .io
+            .register(source.as_raw_fd(), interest, move |ready| owner(ready))?;
         Ok(Registered {
             source: Some(source),
-            token,
-            reactor: self.clone(),
-            ops,
+            registration: Some(registration),
         })
     }
 
     /// Sources registered now (each one keeps the runtime alive).
     pub fn registered(&self) -> usize {
-        self.owners().len()
-    }
-
-    fn owners(&self) -> std::sync::MutexGuard<'_, HashMap<Token, Entry>> {
-        lock(&self.inner.shared.owners)
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// How to register a kind of source with mio: as a mio source, or by file descriptor.
-struct Ops<S> {
-    register: fn(&Registry, &mut S, Token, mio::Interest) -> io::Result<()>,
-    reregister: fn(&Registry, &mut S, Token, mio::Interest) -> io::Result<()>,
-    deregister: fn(&Registry, &mut S) -> io::Result<()>,
-}
-
-impl<S> Clone for Ops<S> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<S> Copy for Ops<S> {}
-
-/// Registration by file descriptor, through `mio::unix::SourceFd`.
-#[cfg(unix)]
-mod fd {
-    use super::Ops;
-    use mio::unix::SourceFd;
-    use std::os::fd::AsRawFd;
-
-    pub(super) struct For<S>(std::marker::PhantomData<S>);
-
-    impl<S: AsRawFd> For<S> {
-        pub(super) const OPS: Ops<S> = Ops {
-            register: |registry, s, token, interest| {
-                registry.register(&mut SourceFd(&s.as_raw_fd()), token, interest)
-            },
-            reregister: |registry, s, token, interest| {
-                registry.reregister(&mut SourceFd(&s.as_raw_fd()), token, interest)
-            },
-            deregister: |registry, s| registry.deregister(&mut SourceFd(&s.as_raw_fd())),
-        };
+        self.io.registered()
     }
 }
 
 /// A source registered with a [`Reactor`]; derefs to the source. Dropping it deregisters the
 /// source and releases its hold on the runtime.
+#[must_use = "dropping the registration deregisters the source at once"]
 pub struct Registered<S> {
+    /// Declared (and so dropped) before the source: the descriptor stays open until it is
+    /// deregistered.
+    registration: Option<IoRegistration>,
     source: Option<S>,
-    token: Token,
-    reactor: Reactor,
-    ops: Ops<S>,
 }
 
 impl<S> Registered<S> {
     /// Changes the interest set (edge-triggered, like the first registration).
     pub fn reregister(&mut self, interest: Interest) -> io::Result<()> {
-        let source = self.source.as_mut().expect("present until drop");
-        let registry = &self.reactor.inner.registry;
-        (self.ops.reregister)(registry, source, self.token, interest.to_mio())
+        match &self.registration {
+            Some(registration) => registration.reregister(interest),
+            None => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
     }
 
     /// Deregisters and hands the source back.
     pub fn into_inner(mut self) -> S {
-        let mut source = self.source.take().expect("present until drop");
-        self.release(&mut source);
-        source
-    }
-
-    fn release(&self, source: &mut S) {
-        let _ = (self.ops.deregister)(&self.reactor.inner.registry, source);
-        let entry = self.reactor.owners().remove(&self.token);
-        drop(entry);
+        drop(self.registration.take());
+        self.source.take().expect("present until drop")
     }
 }
 
@@ -386,51 +179,11 @@ impl<S> DerefMut for Registered<S> {
     }
 }
 
-impl<S> Drop for Registered<S> {
-    fn drop(&mut self) {
-        if let Some(mut source) = self.source.take() {
-            self.release(&mut source);
-        }
-    }
-}
-
 impl<S> std::fmt::Debug for Registered<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Registered({})", self.token.0)
-    }
-}
-
-fn run(mut poll: Poll, shared: Arc<Shared>) {
-    let mut events = Events::with_capacity(1024);
-    let mut ready = Vec::with_capacity(1024);
-    loop {
-        if shared.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        // The timeout only bounds how long the thread outlives a runtime that ended with
-        // reactor handles still around.
-        match poll.poll(&mut events, Some(Duration::from_millis(200))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-        {
-            let owners = lock(&shared.owners);
-            for event in events.iter() {
-                if event.token() == WAKER {
-                    continue;
-                }
-                if let Some(entry) = owners.get(&event.token()) {
-                    ready.push((entry.owner.clone(), Readiness::of(event)));
-                }
-            }
-        }
-        // Send outside the lock: a send may run arbitrary `From` code and never needs it.
-        for (owner, readiness) in ready.drain(..) {
-            owner(readiness);
-        }
-        if events.is_empty() && !shared.runtime.is_running() && lock(&shared.owners).is_empty() {
-            break;
+        match &self.registration {
+            Some(r) => write!(f, "Registered({r:?})"),
+            None => f.write_str("Registered(released)"),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! # rein-net: TCP on the rein scheduler, with end-to-end backpressure
 //!
-//! Sockets are actors. A [`Reactor`] runs one I/O thread (`mio`, edge-triggered) that turns
-//! readiness into ordinary messages; a [`TcpListener`] actor accepts peers and spawns one
+//! Sockets are actors. Readiness comes from the runtime itself: an idle worker waits in
+//! `epoll_wait` (`mio`, edge-triggered; see [`rein::Io`]) and turns each edge into an ordinary
+//! message that runs on that very worker, with no hand-off between threads. A [`Reactor`] is
+//! the handle sockets are registered through; a [`TcpListener`] actor accepts peers and spawns one
 //! [`TcpConnection`] actor per stream; your code lives in a [`ConnectionHandler`] (and a
 //! [`ListenNotify`] for listeners) whose callbacks run inside those actors.
 //!
@@ -39,8 +41,8 @@
 //!   `unthrottled`; nothing arrives in between to overwrite them (see [`Conn::send`]).
 //! * **Reading.** [`Conn::mute`] stops reading; the kernel buffer fills and TCP slows the peer.
 //!   A turn reads at most `read_per_turn` bytes, so one busy socket cannot hog a worker.
-//! * Readiness comes from a thread outside the runtime, and such sends are never muted: a
-//!   throttled connection always hears that its socket drained.
+//! * Readiness is delivered between turns, outside any behaviour, and such sends are never
+//!   muted: a throttled connection always hears that its socket drained.
 //!
 //! ## TLS
 //! With the `tls` feature (default, rustls with ring), a connection can be encrypted without
@@ -55,6 +57,21 @@
 //! ## Lifetime
 //! Every registered socket holds a keep-alive on the runtime, so a server runs while it listens
 //! or has connections, and `Runtime::wait` returns once all of them are closed.
+//!
+//! ## HTTP
+//! [`http`] (feature `http`, on by default) runs HTTP/1.1 on these connections: a streaming
+//! server ([`http::RequestHandler`]) and client ([`http::ResponseHandler`]), bodies in pieces
+//! both ways, body sinks whose producing actors the runtime mutes while the peer is slow.
+//!
+//! ## Tracing
+//! With the `tracing` feature (off by default), a connection ended by a socket error is a WARN
+//! event on the target `rein_net::socket`, a reset by the peer or a failed connect a DEBUG one
+//! (fields `conn`, `peer`, `error` or `reason`); it turns on rein's own `tracing` feature too.
+//!
+//! ## Options
+//! Every options struct ([`ConnectionOptions`], [`ListenOptions`], `http::ServerOptions`,
+//! `http::ClientOptions`) is `#[non_exhaustive]`: build one from `default()` and its setters,
+//! `ConnectionOptions::default().high_watermark(256 * 1024)`, or set its public fields.
 //!
 //! ## Authority
 //! Opening sockets needs a [`TcpListenAuth`] or [`TcpConnectAuth`], derived from the
@@ -109,6 +126,8 @@ mod conn;
 mod connection;
 mod framing;
 mod handler;
+#[cfg(feature = "http")]
+pub mod http;
 mod io_thread;
 mod listener;
 mod resolve;
@@ -125,10 +144,11 @@ pub use connection::options::ConnectionOptions;
 pub use connection::TcpConnection;
 pub use framing::{FrameError, Framing, Prefix};
 pub use handler::{CloseReason, ConnectError, ConnectionEnded, ConnectionHandler, Flow};
-pub use io_thread::{Interest, Reactor, Readiness, Registered};
+pub use io_thread::{Reactor, Registered};
 pub use listener::{
     BindError, HandlerMsg, ListenNotify, ListenOptions, ListenerMsg, ListenerRef, TcpListener,
 };
+pub use rein::{Interest, Readiness};
 /// rustls, re-exported: build a `ServerConfig` or `ClientConfig` of your own with the same
 /// version rein-net uses ([`TlsServer::new`], [`TlsClient::new`]).
 #[cfg(feature = "tls")]

@@ -10,11 +10,12 @@
 //! [`ListenerRef`], which can only close it.
 
 use crate::connection::{EndNotice, TcpConnection};
-use crate::io_thread::{Owner, Reactor, Readiness, Registered};
+use crate::io_thread::{Owner, Reactor, Registered};
 #[cfg(feature = "tls")]
 use crate::tls::Layer;
 #[cfg(not(feature = "tls"))]
 use crate::tls_off::Layer;
+use crate::Readiness;
 use crate::{
     ConnRef, ConnectionEnded, ConnectionHandler, ConnectionOptions, Interest, TcpListenAuth,
 };
@@ -52,6 +53,7 @@ pub type HandlerMsg<N> = <<N as ListenNotify>::Handler as ConnectionHandler>::Ms
 
 /// Why a listener could not bind.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BindError {
     /// Another socket holds the address.
     AddrInUse(SocketAddr),
@@ -95,6 +97,7 @@ impl std::error::Error for BindError {}
 
 /// Listener settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ListenOptions {
     /// Kernel accept backlog (default 1024).
     pub backlog: i32,
@@ -126,12 +129,54 @@ impl Default for ListenOptions {
     }
 }
 
+/// Setters, for building options from the defaults: `ListenOptions::default().backlog(..)`. (The
+/// struct is `#[non_exhaustive]`, so that new settings are not breaking changes.)
+impl ListenOptions {
+    /// Sets `backlog` (see the field for its meaning and default).
+    pub fn backlog(mut self, value: i32) -> Self {
+        self.backlog = value;
+        self
+    }
+
+    /// Sets `max_connections` to `Some(value)` (see the field for its meaning and default).
+    pub fn max_connections(mut self, value: usize) -> Self {
+        self.max_connections = Some(value);
+        self
+    }
+
+    /// Sets `reuse_addr` (see the field for its meaning and default).
+    pub fn reuse_addr(mut self, value: bool) -> Self {
+        self.reuse_addr = value;
+        self
+    }
+
+    /// Sets `accept_per_turn` (see the field for its meaning and default).
+    pub fn accept_per_turn(mut self, value: usize) -> Self {
+        self.accept_per_turn = value;
+        self
+    }
+
+    /// Sets `connection` (see the field for its meaning and default).
+    pub fn connection(mut self, value: ConnectionOptions) -> Self {
+        self.connection = value;
+        self
+    }
+
+    /// Sets `tls` to `Some(value)`: each accepted connection does a server handshake first
+    /// (see the field).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, value: crate::TlsServer) -> Self {
+        self.tls = Some(value);
+        self
+    }
+}
+
 /// The message type of a listener actor. Opaque: close a listener through its
 /// [`ListenerRef`].
 pub struct ListenerMsg(Msg);
 
 enum Msg {
-    /// Readiness from the I/O thread.
+    /// Readiness from the runtime's poller.
     Ready,
     /// Stop listening (accepted connections go on).
     Close,
@@ -328,8 +373,10 @@ impl<N: ListenNotify> Actor for TcpListener<N> {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let opened = self.open().and_then(|l| {
             let me = ctx.myself();
-            let owner: Owner = Arc::new(move |_: Readiness| {
-                let _ = me.send(ListenerMsg(Msg::Ready));
+            let owner: Owner = Arc::new(move |ready: Readiness| {
+                // A failed poller delivers no edge again: stop listening rather than hang.
+                let msg = if ready.failed { Msg::Close } else { Msg::Ready };
+                let _ = me.send(ListenerMsg(msg));
             });
             self.reactor.register_source(l, Interest::READABLE, owner)
         });

@@ -233,11 +233,9 @@ fn a_slow_consumer_mutes_a_producer_on_another_runtime_through_tcp() {
     let (client_rt, client_auth) = Runtime::builder().threads(2).build_with_auth().unwrap();
     let client_reactor = Reactor::start(&client_rt.handle()).unwrap();
     let (conn_tx, conn_rx) = channel();
-    let opts = ConnectionOptions {
-        high_watermark: CONN_HIGH,
-        low_watermark: CONN_LOW,
-        ..ConnectionOptions::default()
-    };
+    let opts = ConnectionOptions::default()
+        .high_watermark(CONN_HIGH)
+        .low_watermark(CONN_LOW);
     let conn = TcpConnection::connect_addrs(
         &client_reactor,
         &TcpConnectAuth::new(&client_auth),

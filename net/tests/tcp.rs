@@ -436,10 +436,7 @@ fn close_flushes_but_hard_close_resets() {
 fn listener_stops_accepting_at_its_limit_and_resumes_below_it() {
     let (rt, auth, reactor) = setup();
     let (tx, rx) = channel();
-    let opts = ListenOptions {
-        max_connections: Some(2),
-        ..Default::default()
-    };
+    let opts = ListenOptions::default().max_connections(2);
     let (listener, addr, accepted) =
         listen(&reactor, &auth, opts, move || Echo::new(Some(tx.clone())));
     let mut peers: Vec<_> = (0..3)
@@ -532,10 +529,7 @@ fn bind_conflict_is_typed() {
         events: tx,
         make: || Echo::new(None),
     };
-    let opts = ListenOptions {
-        reuse_addr: false,
-        ..Default::default()
-    };
+    let opts = ListenOptions::default().reuse_addr(false);
     TcpListener::bind(&reactor, &TcpListenAuth::new(&auth), addr, server, opts);
     let err = expect(&rx, "not_listening", |ev| match ev {
         Ev::NotListening(e) => Some(e),
@@ -776,10 +770,7 @@ impl ConnectionHandler for Fragile {
 #[test]
 fn a_panicking_handler_releases_its_socket_and_its_slot() {
     let (rt, auth, reactor) = setup();
-    let opts = ListenOptions {
-        max_connections: Some(1),
-        ..Default::default()
-    };
+    let opts = ListenOptions::default().max_connections(1);
     let (listener, addr, _server) = listen(&reactor, &auth, opts, || Fragile);
     let mut first = std::net::TcpStream::connect(addr).unwrap();
     first.set_read_timeout(Some(WAIT)).unwrap();
@@ -870,10 +861,7 @@ fn connect_times_out_when_syns_go_unanswered() {
     };
     let (rt, auth, reactor) = setup();
     let (tx, rx) = channel();
-    let opts = ConnectionOptions {
-        connect_timeout: Duration::from_millis(300),
-        ..Default::default()
-    };
+    let opts = ConnectionOptions::default().connect_timeout(Duration::from_millis(300));
     let start = Instant::now();
     let client = Pumper::new(tx, 1, 1);
     let connect = TcpConnectAuth::new(&auth);
@@ -968,10 +956,7 @@ fn a_name_that_does_not_resolve_is_typed() {
     let connect = TcpConnectAuth::new(&auth);
     // `.invalid` never resolves (RFC 6761). The timeout leaves a slow resolver time to say so:
     // the connect must fail on the lookup, not time out.
-    let opts = ConnectionOptions {
-        connect_timeout: Duration::from_secs(15),
-        ..Default::default()
-    };
+    let opts = ConnectionOptions::default().connect_timeout(Duration::from_secs(15));
     TcpConnection::connect(&reactor, &connect, "nonexistent.invalid", 80, client, opts);
     let (attempts, reason) = attempts_until_failure(&rx, "connected to nonexistent.invalid");
     assert!(attempts.is_empty(), "{attempts:?}");
@@ -1037,11 +1022,9 @@ fn an_unanswered_address_is_raced_after_the_attempt_delay() {
     let (tx, rx) = channel();
     let client = Pumper::new(tx, 4096, 1024);
     let connect = TcpConnectAuth::new(&auth);
-    let opts = ConnectionOptions {
-        connect_timeout: Duration::from_secs(8),
-        attempt_delay: Duration::from_millis(100),
-        ..Default::default()
-    };
+    let opts = ConnectionOptions::default()
+        .connect_timeout(Duration::from_secs(8))
+        .attempt_delay(Duration::from_millis(100));
     let start = Instant::now();
     TcpConnection::connect_addrs(&reactor, &connect, vec![hole, addr], client, opts);
     let attempts = attempts_until(&rx, "connected", |ev| matches!(ev, Ev::Connected));
@@ -1072,10 +1055,7 @@ fn a_refused_address_starts_the_next_at_once() {
     let client = Pumper::new(tx, 1024, 1024);
     let connect = TcpConnectAuth::new(&auth);
     // An attempt delay far beyond the wait: only the refusal can start the second attempt.
-    let opts = ConnectionOptions {
-        attempt_delay: Duration::from_secs(60),
-        ..Default::default()
-    };
+    let opts = ConnectionOptions::default().attempt_delay(Duration::from_secs(60));
     let addrs = vec![closed_port(), closed_port(), addr];
     TcpConnection::connect_addrs(&reactor, &connect, addrs, client, opts);
     let attempts = attempts_until(&rx, "the echo", |ev| matches!(ev, Ev::Done(..)));
@@ -1090,11 +1070,9 @@ fn all_addresses_refused_is_typed() {
     let (tx, rx) = channel();
     let client = Pumper::new(tx, 1, 1);
     let connect = TcpConnectAuth::new(&auth);
-    let opts = ConnectionOptions {
-        connect_timeout: Duration::from_secs(8),
-        attempt_delay: Duration::from_secs(60),
-        ..Default::default()
-    };
+    let opts = ConnectionOptions::default()
+        .connect_timeout(Duration::from_secs(8))
+        .attempt_delay(Duration::from_secs(60));
     let start = Instant::now();
     let addrs = vec![closed_port(), closed_port(), closed_port()];
     TcpConnection::connect_addrs(&reactor, &connect, addrs, client, opts);
@@ -1120,11 +1098,9 @@ fn racing_unanswered_addresses_times_out_as_a_whole() {
     let (tx, rx) = channel();
     let client = Pumper::new(tx, 1, 1);
     let connect = TcpConnectAuth::new(&auth);
-    let opts = ConnectionOptions {
-        connect_timeout: Duration::from_millis(600),
-        attempt_delay: Duration::from_millis(100),
-        ..Default::default()
-    };
+    let opts = ConnectionOptions::default()
+        .connect_timeout(Duration::from_millis(600))
+        .attempt_delay(Duration::from_millis(100));
     let start = Instant::now();
     TcpConnection::connect_addrs(&reactor, &connect, vec![hole, hole, hole], client, opts);
     let (attempts, reason) = attempts_until_failure(&rx, "connected to a full backlog");
@@ -1159,13 +1135,11 @@ fn socket_options_are_applied_and_read_back() {
     });
     let connect = TcpConnectAuth::new(&auth);
     let (tx, rx) = channel();
-    let tuned = ConnectionOptions {
-        keepalive: Some(Duration::from_secs(30)),
-        send_buffer_size: Some(256 * 1024),
-        recv_buffer_size: Some(128 * 1024),
-        nodelay: false,
-        ..ConnectionOptions::default()
-    };
+    let tuned = ConnectionOptions::default()
+        .keepalive(Duration::from_secs(30))
+        .send_buffer_size(256 * 1024)
+        .recv_buffer_size(128 * 1024)
+        .nodelay(false);
     let handler = OptionsReporter { out: tx.clone() };
     TcpConnection::connect(&reactor, &connect, "127.0.0.1", addr.port(), handler, tuned);
     let got = rx.recv_timeout(WAIT).unwrap().expect("read back");

@@ -834,3 +834,73 @@ fn a_resumed_session_echoes_like_a_full_one() {
     assert!(second.close());
     finish(rt, &reactor);
 }
+
+// ------------------------------------------------------------------ HTTPS
+
+/// rein's HTTP server with TLS in its listen options is an HTTPS server: curl fetches a page
+/// and uploads a chunked body over it, verifying the certificate against the test CA.
+#[test]
+#[cfg(feature = "http")]
+fn the_http_server_over_tls_serves_https_to_curl() {
+    use rein_net::http::{serve, Http, Request, RequestHandler, Response, ServerOptions};
+
+    struct Hello {
+        body: u64,
+    }
+    impl RequestHandler for Hello {
+        type Msg = ();
+        fn request(&mut self, _: &mut Http<Self>, _: Request) {
+            self.body = 0;
+        }
+        fn body(&mut self, _: &mut Http<Self>, piece: Bytes) {
+            self.body += piece.len() as u64;
+        }
+        fn body_end(&mut self, http: &mut Http<Self>, _: rein_net::http::Headers) {
+            let answer = format!("hello over tls, {} bytes\n", self.body);
+            http.send(Response::new(200), answer);
+        }
+    }
+
+    let curl = tool("curl");
+    let (rt, auth, reactor) = setup();
+    let pki = pki();
+    let (ca, _, _) = pki.files("https");
+    let tls = pki.server().alpn(&[b"http/1.1"]);
+    let opts = ServerOptions::default().listen(ListenOptions::default().tls(tls));
+    let any = "127.0.0.1:0".parse().unwrap();
+    let (listener, addr) = serve(&reactor, &TcpListenAuth::new(&auth), any, opts, |_| Hello {
+        body: 0,
+    })
+    .unwrap();
+    let port = addr.port();
+    let https = |extra: &[&str], input: &[u8]| {
+        let mut cmd = Command::new(curl);
+        cmd.args([
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--max-time",
+            "20",
+            "--cacert",
+        ])
+        .arg(&ca)
+        .arg("--resolve")
+        .arg(format!("localhost:{port}:127.0.0.1"))
+        .args(extra)
+        .arg(format!("https://localhost:{port}/"));
+        run_with_timeout(cmd, input)
+    };
+    let (ok, out, err) = https(&[], b"");
+    assert!(ok, "curl GET failed: {err}");
+    assert_eq!(out, "hello over tls, 0 bytes\n");
+    let upload = vec![b'x'; 300_000];
+    let (ok, out, err) = https(
+        &["-H", "Transfer-Encoding: chunked", "--data-binary", "@-"],
+        &upload,
+    );
+    assert!(ok, "curl chunked POST failed: {err}");
+    assert_eq!(out, "hello over tls, 300000 bytes\n");
+    assert!(listener.close());
+    finish(rt, &reactor);
+    let _ = std::fs::remove_dir_all(ca.parent().unwrap());
+}

@@ -1,8 +1,9 @@
 //! [`ActorRef`]: the typed address of an actor.
 
 use crate::cell::{Cell, Header, Runnable, Task};
-use crate::error::{AskError, SendError, TrySendError};
-use crate::reply::{OneShot, ReplyTo};
+use crate::error::{AskError, SendError, SendFailure, TrySendError};
+use crate::outside::{self, Ready, SendTarget, SendWhenReady};
+use crate::reply::{self, AskFuture, ReplyTo};
 use crate::{Actor, ActorId, Recipient};
 use std::fmt;
 use std::sync::Arc;
@@ -25,22 +26,123 @@ impl<A: Actor> ActorRef<A> {
         self.cell.header()
     }
 
-    /// Sends `msg`. Never blocks. If the actor has stopped (or its runtime has shut down) the
-    /// message comes back in the error.
+    /// Sends `msg`. Never blocks. If the actor has stopped or its runtime has ended, the message
+    /// comes back in the error, whose [`reason`](SendError::reason) says which.
     ///
     /// Sent from inside a behaviour to an actor that is overloaded, under pressure or muted, it
     /// mutes the sending actor once that behaviour returns (see the crate docs on backpressure).
+    ///
+    /// **From a thread outside the runtime it is never held back**: nothing mutes a plain thread,
+    /// so a loop of `send`s outruns a slower actor and its mailbox grows without bound. Feed a
+    /// runtime from outside with [`send_blocking`](ActorRef::send_blocking) (a thread) or
+    /// [`send_when_ready`](ActorRef::send_when_ready) (an async task), which wait while the
+    /// receiver is overloaded, exactly as a muted actor would.
     #[inline]
     pub fn send(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
         self.cell
             .send(msg, || self.cell.clone() as Task)
-            .map_err(SendError)
+            .map_err(|msg| SendError::new(msg, self.header().refusal_now()))
+    }
+
+    /// Sends from a thread outside the runtime, honouring backpressure: waits while the
+    /// receiver blocks (overloaded, under pressure, or muted), then queues `msg`. The thread is
+    /// woken by whoever unblocks the receiver (its recovery to the low watermark, the release of
+    /// its pressure, its last unmute, its stop), never by polling. This is muting for threads: a
+    /// producer that feeds a slow pipeline this way keeps every mailbox within its bound.
+    ///
+    /// Hands the message back if the actor stops or the runtime ends (also while waiting), and
+    /// at once on a worker thread of a runtime ([`SendFailure::OnWorkerThread`]): there, waiting
+    /// would hold up other actors, and a behaviour's plain `send` is paced by muting anyway.
+    ///
+    /// Only the receiver's recovery ends the wait, so it waits for as long as the receiver
+    /// cannot drain: a receiver under pressure that is never released, or (in
+    /// [deterministic mode](crate::Builder::deterministic), where nothing runs before
+    /// [`Runtime::wait`](crate::Runtime::wait)) an overloaded receiver before `wait` is called.
+    /// Use [`send_timeout`](ActorRef::send_timeout) where that can happen.
+    ///
+    /// ```
+    /// use rein::{Actor, Context, Runtime};
+    ///
+    /// struct Slow;
+    /// impl Actor for Slow {
+    ///     type Msg = u64;
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: u64) {
+    ///         std::thread::sleep(std::time::Duration::from_micros(5));
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::builder().watermarks(16, 64).build().unwrap();
+    /// let slow = rt.spawn(Slow);
+    /// let mut peak = 0;
+    /// for i in 0..2_000 {
+    ///     slow.send_blocking(i).unwrap(); // waits whenever 64 are queued
+    ///     peak = peak.max(slow.backlog());
+    /// }
+    /// assert!(peak <= 65, "one past the high watermark at most, got {peak}");
+    /// rt.wait();
+    /// ```
+    pub fn send_blocking(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
+        if crate::scheduler::on_worker_thread() {
+            return Err(SendError::new(msg, SendFailure::OnWorkerThread));
+        }
+        match outside::wait_ready(self.header(), None) {
+            Ready::Now => self.send(msg),
+            Ready::Refused(reason) => Err(SendError::new(msg, reason)),
+            Ready::TimedOut => unreachable!("no deadline"),
+        }
+    }
+
+    /// Sends from an async task, honouring backpressure: the future waits while the receiver
+    /// blocks (overloaded, under pressure, or muted), then queues `msg` and resolves. The task
+    /// is woken by whoever unblocks the receiver, as a muted actor is resumed, and never polls:
+    /// an async producer feeding rein slows down exactly as a muted actor would, and memory stays
+    /// bounded. It needs no particular async runtime.
+    ///
+    /// Resolves to an error with the message if the actor stops or the runtime ends. Dropping
+    /// the future gives up the send (and drops the message). Several tasks waiting on one
+    /// receiver each add at most one message past its high watermark when they are woken.
+    ///
+    /// ```
+    /// use rein::{Actor, Context, Runtime};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     // A minimal executor, so the example needs no async runtime.
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl std::task::Wake for Unpark {
+    /// #         fn wake(self: std::sync::Arc<Self>) { self.0.unpark() }
+    /// #     }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) { return out; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    ///
+    /// struct Sink;
+    /// impl Actor for Sink {
+    ///     type Msg = u64;
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: u64) {}
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let sink = rt.spawn(Sink);
+    /// block_on(async {
+    ///     for i in 0..10_000 {
+    ///         sink.send_when_ready(i).await.unwrap();
+    ///     }
+    /// });
+    /// rt.wait();
+    /// ```
+    pub fn send_when_ready(&self, msg: A::Msg) -> SendWhenReady<'_, A::Msg> {
+        SendWhenReady::new(self, msg)
     }
 
     /// Sends a request built around a fresh [`ReplyTo`] and waits up to `timeout` for the answer
     /// (a timeout too large to be represented as an instant, such as `Duration::MAX`, means no
     /// deadline). For code outside the runtime; on a worker thread it fails with
-    /// [`AskError::OnWorkerThread`] rather than block other actors.
+    /// [`AskError::OnWorkerThread`] rather than block other actors (inside a behaviour, use
+    /// [`Context::ask`](crate::Context::ask)).
     ///
     /// ```
     /// use rein::{Actor, Context, ReplyTo, Runtime};
@@ -66,10 +168,58 @@ impl<A: Actor> ActorRef<A> {
         if crate::scheduler::on_worker_thread() {
             return Err(AskError::OnWorkerThread);
         }
-        let shot = Arc::new(OneShot::new());
-        self.send(request(ReplyTo::waiter(shot.clone())))
-            .map_err(|_| AskError::Stopped)?;
-        shot.wait(timeout)
+        let (reply_to, rx) = reply::slot();
+        self.send(request(reply_to)).map_err(|e| ask_refused(&e))?;
+        reply::wait(rx, timeout)
+    }
+
+    /// Sends a request built around a fresh [`ReplyTo`] and returns a future for the answer, for
+    /// async code (any executor: the future is woken by the reply, nothing polls). It has no
+    /// timeout of its own: wrap it in your runtime's (`tokio::time::timeout`, say). Dropping the
+    /// future cancels the ask: the actor's [`ReplyTo::send`] then hands the answer back.
+    ///
+    /// The request is a plain [`send`](ActorRef::send): it does not wait for a pressured
+    /// receiver. To ask at the pace the receiver sets, `send_when_ready` a request built around
+    /// a [`ReplyTo`] from [`ReplyTo::channel`] instead.
+    ///
+    /// ```
+    /// use rein::{Actor, Context, ReplyTo, Runtime};
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct Unpark(std::thread::Thread);
+    /// #     impl std::task::Wake for Unpark {
+    /// #         fn wake(self: std::sync::Arc<Self>) { self.0.unpark() }
+    /// #     }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) { return out; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    ///
+    /// struct Doubler;
+    /// impl Actor for Doubler {
+    ///     type Msg = (u32, ReplyTo<u32>);
+    ///     fn handle(&mut self, _: &mut Context<Self>, (n, reply): Self::Msg) {
+    ///         let _ = reply.send(n * 2);
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let doubler = rt.spawn(Doubler);
+    /// let answer = block_on(doubler.ask_async(|reply| (21, reply)));
+    /// assert_eq!(answer, Ok(42));
+    /// ```
+    pub fn ask_async<R: Send + 'static>(
+        &self,
+        request: impl FnOnce(ReplyTo<R>) -> A::Msg,
+    ) -> AskFuture<R> {
+        let (reply_to, rx) = reply::slot();
+        match self.send(request(reply_to)) {
+            Ok(()) => AskFuture::waiting(rx),
+            Err(refused) => AskFuture::failed(ask_refused(&refused)),
+        }
     }
 
     /// Whether a send now would land on a receiver that mutes its senders: overloaded (backlog
@@ -84,18 +234,20 @@ impl<A: Actor> ActorRef<A> {
     /// A pressure-aware send for threads outside the runtime, which cannot be muted: fails fast
     /// with the message returned while the receiver [is pressured](ActorRef::is_pressured).
     pub fn try_send(&self, msg: A::Msg) -> Result<(), TrySendError<A::Msg>> {
-        if self.is_stopped() {
-            return Err(TrySendError::Stopped(msg));
+        if let Some(reason) = self.header().refusal(self.header().word().load()) {
+            return Err(SendError::new(msg, reason).into());
         }
         if self.is_pressured() {
             return Err(TrySendError::Pressured(msg));
         }
-        self.send(msg).map_err(|e| TrySendError::Stopped(e.0))
+        self.send(msg).map_err(TrySendError::from)
     }
 
-    /// A pressure-aware send for threads outside the runtime: waits (sleeping, with backoff up
-    /// to 1 ms) while the receiver is pressured, up to `timeout`, then gives the message back.
-    /// A timeout too large to be represented as an instant (`Duration::MAX`) means no deadline.
+    /// [`send_blocking`](ActorRef::send_blocking) with a deadline: waits up to `timeout` while
+    /// the receiver blocks, then gives the message back as [`TrySendError::Pressured`]. Woken by
+    /// the receiver's unblocking, like `send_blocking`, not by polling. A timeout too large to be
+    /// represented as an instant (`Duration::MAX`) means no deadline. On a worker thread it
+    /// refuses at once ([`TrySendError::OnWorkerThread`]), as [`ask`](ActorRef::ask) does.
     ///
     /// ```
     /// # use rein::{Actor, Context};
@@ -110,23 +262,14 @@ impl<A: Actor> ActorRef<A> {
     /// rt.wait();
     /// ```
     pub fn send_timeout(&self, msg: A::Msg, timeout: Duration) -> Result<(), TrySendError<A::Msg>> {
+        if crate::scheduler::on_worker_thread() {
+            return Err(TrySendError::OnWorkerThread(msg));
+        }
         let deadline = std::time::Instant::now().checked_add(timeout);
-        let mut pause = Duration::from_micros(20);
-        let mut msg = msg;
-        loop {
-            match self.try_send(msg) {
-                Err(TrySendError::Pressured(m)) => {
-                    let now = std::time::Instant::now();
-                    let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(now));
-                    if left.is_zero() {
-                        return Err(TrySendError::Pressured(m));
-                    }
-                    msg = m;
-                    std::thread::sleep(pause.min(left));
-                    pause = (pause * 2).min(Duration::from_millis(1));
-                }
-                other => return other,
-            }
+        match outside::wait_ready(self.header(), deadline) {
+            Ready::Now => self.send(msg).map_err(TrySendError::from),
+            Ready::Refused(reason) => Err(SendError::new(msg, reason).into()),
+            Ready::TimedOut => Err(TrySendError::Pressured(msg)),
         }
     }
 
@@ -151,6 +294,24 @@ impl<A: Actor> ActorRef<A> {
     /// Messages queued and not yet handled: a cheap, racy reading.
     pub fn backlog(&self) -> usize {
         self.cell.backlog()
+    }
+}
+
+/// Why a request could not be sent, as an ask reports it.
+pub(crate) fn ask_refused<M>(refused: &SendError<M>) -> AskError {
+    match refused.reason() {
+        SendFailure::RuntimeEnded => AskError::RuntimeEnded,
+        _ => AskError::Stopped,
+    }
+}
+
+impl<A: Actor> SendTarget<A::Msg> for ActorRef<A> {
+    fn target_header(&self) -> Option<&Header> {
+        Some(self.header())
+    }
+
+    fn deliver(&self, msg: A::Msg) -> Result<(), SendError<A::Msg>> {
+        self.send(msg)
     }
 }
 

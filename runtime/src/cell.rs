@@ -15,6 +15,8 @@ use crate::mute_graph::MuteGraph;
 use crate::muting::{Event, MuteTask, Muting, Scheduling};
 use crate::registry::Slot;
 use crate::scheduler::{Shared, Worker};
+use crate::waiter::Waiter;
+use crate::SendFailure;
 use crate::{Actor, ActorId};
 use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -36,6 +38,8 @@ pub(crate) trait Runnable: Send + Sync + 'static {
     fn raw_count(&self) -> usize;
     /// Claims a lingering actor's activation (see `Mailbox::claim_lingering`).
     fn claim_lingering(&self) -> Option<usize>;
+    /// The actor's type name, for diagnostics and traces.
+    fn type_name(&self) -> &'static str;
 }
 
 /// The type-erased part of a cell that other actors and the scheduler touch.
@@ -86,6 +90,12 @@ impl Scheduling<Task> for Sched<'_> {
     }
 
     fn requeue(&self, task: Task) {
+        trace_event!(
+            target: "rein::mute",
+            tracing::Level::DEBUG,
+            actor = task.header().id.as_u64(),
+            "resumed: its last mute was undone"
+        );
         self.shared.requeue(task, self.worker);
     }
 
@@ -97,6 +107,11 @@ impl Scheduling<Task> for Sched<'_> {
             Event::Unmuted => c.unmutes.inc(),
             Event::Resumed => c.resumes.inc(),
         }
+    }
+
+    fn wake(&self, waiter: Arc<Waiter>) {
+        // A waker may be foreign code (an async runtime's, or anyone's): contain it.
+        self.shared.counters.contained(|| waiter.wake());
     }
 }
 
@@ -135,6 +150,26 @@ impl Header {
         self.word().load() & mute::STOPPED == 0 && self.shared.is_open()
     }
 
+    /// Why a send to this actor would be refused, given its state word: `None` if it would not.
+    /// A runtime that has ended explains more than a stopped actor, so it comes first.
+    #[inline]
+    pub(crate) fn refusal(&self, word: u64) -> Option<SendFailure> {
+        if !self.shared.is_open() {
+            Some(SendFailure::RuntimeEnded)
+        } else if word & mute::STOPPED != 0 {
+            Some(SendFailure::ActorStopped)
+        } else {
+            None
+        }
+    }
+
+    /// Why a send that was just refused was refused (cold path: read again now).
+    #[cold]
+    pub(crate) fn refusal_now(&self) -> SendFailure {
+        self.refusal(self.word().load())
+            .unwrap_or(SendFailure::ActorStopped)
+    }
+
     /// The send path after the message is in the mailbox: schedule the actor if it was idle and
     /// note overload and muting. `before` is the count before the push, `word` the state word
     /// read before it, `as_task` clones the receiver as a task (only when needed), `backlog`
@@ -167,6 +202,13 @@ impl Header {
             let over = backlog >= high;
             if over && word & mute::OVERLOADED == 0 && self.word().set(mute::OVERLOADED) {
                 shared.counters.overloads.inc();
+                trace_event!(
+                    target: "rein::overload",
+                    tracing::Level::DEBUG,
+                    actor = self.id.as_u64(),
+                    backlog,
+                    "overloaded: senders to it are muted"
+                );
                 // The receiver may have drained to idle between our push and this set, having
                 // read its word without the flag: then no turn of its would ever clear it.
                 // Check after the set (SeqCst, see `MuteWord::set`) and recover it ourselves.
@@ -197,8 +239,18 @@ impl Header {
         worker: Option<&Worker>,
     ) -> bool {
         let (low, _) = self.watermarks(self.word().load());
-        self.muting
-            .recover_if_drained(self.id, low, backlog, &self.sched(worker))
+        let recovered = self
+            .muting
+            .recover_if_drained(self.id, low, backlog, &self.sched(worker));
+        if recovered {
+            trace_event!(
+                target: "rein::overload",
+                tracing::Level::DEBUG,
+                actor = self.id.as_u64(),
+                "recovered: its senders resume"
+            );
+        }
+        recovered
     }
 
     /// The actors muted on this one, for diagnostics.
@@ -315,8 +367,42 @@ impl<A: Actor> Cell<A> {
     }
 
     /// Runs the behaviour for one message, turning a panic into a stop.
+    #[inline(always)]
     fn handle_one(&self, actor: &mut A, ctx: &mut Context<'_, A>, msg: A::Msg) -> After {
+        // With tracing compiled in, one load of tracing's global level filter per message while
+        // no subscriber wants TRACE; the span and its drop live on the cold path.
+        #[cfg(feature = "tracing")]
+        if tracing::Level::TRACE <= tracing::level_filters::LevelFilter::current() {
+            return self.handle_one_traced(actor, ctx, msg);
+        }
+        self.handle_untraced(actor, ctx, msg)
+    }
+
+    /// [`handle_one`](Self::handle_one) inside the behaviour's span.
+    #[cfg(feature = "tracing")]
+    #[cold]
+    #[inline(never)]
+    fn handle_one_traced(&self, actor: &mut A, ctx: &mut Context<'_, A>, msg: A::Msg) -> After {
+        let _span = tracing::trace_span!(
+            target: "rein::behaviour",
+            "behaviour",
+            actor = self.header.id.as_u64(),
+            actor_type = std::any::type_name::<A>()
+        )
+        .entered();
+        self.handle_untraced(actor, ctx, msg)
+    }
+
+    #[inline(always)]
+    fn handle_untraced(&self, actor: &mut A, ctx: &mut Context<'_, A>, msg: A::Msg) -> After {
         if catch_unwind(AssertUnwindSafe(|| actor.handle(ctx, msg))).is_err() {
+            trace_event!(
+                target: "rein::panic",
+                tracing::Level::WARN,
+                actor = self.header.id.as_u64(),
+                actor_type = std::any::type_name::<A>(),
+                "a behaviour panicked; the actor stops"
+            );
             return After::Stop(DownReason::Panicked);
         }
         if ctx.stop_requested() {
@@ -383,6 +469,15 @@ impl<A: Actor> Cell<A> {
         let receivers = worker.take_blocking_receivers();
         let me: Task = self.clone();
         let parked = Muting::register_mutes(&me, &receivers, &self.header.sched(Some(worker)));
+        if parked {
+            trace_event!(
+                target: "rein::mute",
+                tracing::Level::DEBUG,
+                actor = self.header.id.as_u64(),
+                on = ?receivers.iter().map(|r| r.header().id.as_u64()).collect::<Vec<_>>(),
+                "muted on blocking receivers"
+            );
+        }
         // Dropped after the registration released its locks: the last reference to a receiver
         // may run its drop (and user code) here.
         drop(receivers);
@@ -405,6 +500,8 @@ impl<A: Actor> Runnable for Cell<A> {
         let turn = unsafe { &mut *self.turn.get() };
         let mut handled = 0usize;
         let mut after = After::Continue;
+        // Whether the turn read everything claimed (its last pop found nothing).
+        let mut drained = false;
 
         if let Some(actor) = turn.actor.as_mut() {
             let mut ctx = Context::new(&self, Some(worker));
@@ -420,6 +517,7 @@ impl<A: Actor> Runnable for Cell<A> {
             while matches!(after, After::Continue) && handled < shared.config.batch {
                 // SAFETY: we are the single consumer while holding the activation.
                 let Some(msg) = (unsafe { self.mailbox.pop() }) else {
+                    drained = true;
                     break;
                 };
                 handled += 1;
@@ -462,6 +560,12 @@ impl<A: Actor> Runnable for Cell<A> {
             let dropped = self.drain();
             shared.counters.dropped.add(dropped as u64);
             retire += dropped;
+            drained = true;
+        }
+        if drained {
+            // An idle actor keeps no block of its mailbox (see `crate::mailbox`).
+            // SAFETY: we hold the activation and our last pop found nothing.
+            unsafe { self.mailbox.release_if_drained() };
         }
         // An otherwise idle worker keeps a drained, live actor activated for a while, so that a
         // send from outside the runtime needs no scheduling (see `crate::scheduler`,
@@ -520,6 +624,10 @@ impl<A: Actor> Runnable for Cell<A> {
 
     fn claim_lingering(&self) -> Option<usize> {
         self.mailbox.claim_lingering()
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<A>()
     }
 }
 

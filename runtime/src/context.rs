@@ -2,9 +2,11 @@
 
 use crate::cell::Cell;
 use crate::monitor::ActorDown;
+use crate::reply::{ReplyTo, Settle};
 use crate::scheduler::Worker;
-use crate::{Actor, ActorId, ActorRef, RuntimeHandle};
+use crate::{Actor, ActorId, ActorRef, AskError, RuntimeHandle};
 use crate::{BuildError, Timer};
+use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +74,97 @@ impl<'a, A: Actor> Context<'a, A> {
                 // If the watcher has stopped too there is nobody left to tell.
                 let _ = me.send(A::Msg::from(down.clone()));
             }));
+    }
+
+    /// Asks `target` without blocking: sends it the request built around a fresh [`ReplyTo`], and
+    /// delivers the outcome to this actor as a message, built by `answer` from the reply, or from
+    /// why none came: [`AskError::Timeout`] once `timeout` has passed,
+    /// [`AskError::NoReply`] if `target` dropped the handle unanswered, [`AskError::Stopped`] if it
+    /// had stopped. Exactly one of these arrives, whichever comes first; a reply after the
+    /// timeout is handed back to the replier.
+    ///
+    /// Until the outcome arrives, the ask keeps the runtime from ending by quiescence (a
+    /// timeout too large to be represented, such as `Duration::MAX`, means none: the outcome then
+    /// comes only from the reply or the handle's drop). `answer` runs on whichever thread settles
+    /// the ask (the replier's, the timer thread, a drop); a panic in it loses the outcome and
+    /// is counted in [`Metrics::panics`](crate::Metrics::panics).
+    ///
+    /// ```
+    /// use rein::{Actor, ActorRef, AskError, Context, ReplyTo, Runtime};
+    /// use std::time::Duration;
+    ///
+    /// struct Store;
+    /// impl Actor for Store {
+    ///     type Msg = (String, ReplyTo<usize>);
+    ///     fn handle(&mut self, _: &mut Context<Self>, (key, reply): Self::Msg) {
+    ///         let _ = reply.send(key.len());
+    ///     }
+    /// }
+    ///
+    /// enum Msg {
+    ///     Start,
+    ///     Answer(Result<usize, AskError>),
+    /// }
+    ///
+    /// struct Client { store: ActorRef<Store>, got: std::sync::mpsc::Sender<usize> }
+    /// impl Actor for Client {
+    ///     type Msg = Msg;
+    ///     fn handle(&mut self, ctx: &mut Context<Self>, msg: Msg) {
+    ///         match msg {
+    ///             Msg::Start => ctx.ask(
+    ///                 &self.store,
+    ///                 |reply| ("apple".to_string(), reply),
+    ///                 Duration::from_secs(5),
+    ///                 Msg::Answer,
+    ///             ),
+    ///             Msg::Answer(result) => self.got.send(result.unwrap()).unwrap(),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let store = rt.spawn(Store);
+    /// rt.spawn(Client { store, got: tx }).send(Msg::Start).unwrap();
+    /// rt.wait();
+    /// assert_eq!(rx.recv().unwrap(), 5);
+    /// ```
+    pub fn ask<B: Actor, R: Send + 'static>(
+        &self,
+        target: &ActorRef<B>,
+        request: impl FnOnce(ReplyTo<R>) -> B::Msg,
+        timeout: Duration,
+        answer: impl FnOnce(Result<R, AskError>) -> A::Msg + Send + 'static,
+    ) {
+        let pending = Arc::new(PendingAsk {
+            settle: Mutex::new(Some((answer, self.myself()))),
+            timer: Mutex::new(None),
+        });
+        if let Err(refused) = target.send(request(ReplyTo::pending(Box::new(pending.clone())))) {
+            // The request (and the handle in it) is dropped first: that settles `NoReply`
+            // unless we settle with the real reason before.
+            let reason = crate::actor_ref::ask_refused(&refused);
+            let _ = pending.settle(Err(reason));
+            drop(refused);
+            return;
+        }
+        if timeout == Duration::MAX {
+            return;
+        }
+        let shared = &crate::cell::Runnable::header(&**self.cell).shared;
+        let on_timeout = pending.clone();
+        let fire = Box::new(move || {
+            let _ = on_timeout.settle(Err(AskError::Timeout));
+            false
+        });
+        let timer = shared.timers.add(timeout, None, Some(shared), fire);
+        *pending.timer.lock() = Some(timer);
+        // Settled before the timer was stored: it is no longer needed.
+        if pending.settle.lock().is_none() {
+            if let Some(timer) = pending.timer.lock().take() {
+                timer.cancel();
+            }
+        }
     }
 
     /// Delivers `msg` to this actor after `delay`. The timer does not keep the runtime alive:
@@ -162,5 +255,42 @@ impl<'a, A: Actor> Context<'a, A> {
     /// being handled).
     pub fn backlog(&self) -> usize {
         crate::cell::Runnable::backlog(&**self.cell)
+    }
+}
+
+/// An ask from inside an actor ([`Context::ask`]), settled once: by the reply, by the reply
+/// handle's drop, or by the timeout, whichever comes first.
+struct PendingAsk<A: Actor, F> {
+    settle: Mutex<Option<(F, ActorRef<A>)>>,
+    /// The timeout's timer, cancelled once settled so that it stops keeping the runtime alive.
+    timer: Mutex<Option<Timer>>,
+}
+
+impl<A, R, F> Settle<R> for Arc<PendingAsk<A, F>>
+where
+    A: Actor,
+    R: Send + 'static,
+    F: FnOnce(Result<R, AskError>) -> A::Msg + Send + 'static,
+{
+    fn settle(&self, result: Result<R, AskError>) -> Result<(), Result<R, AskError>> {
+        let Some((answer, asker)) = self.settle.lock().take() else {
+            return Err(result);
+        };
+        if let Some(timer) = self.timer.lock().take() {
+            timer.cancel();
+        }
+        if asker.is_stopped() {
+            return Err(result);
+        }
+        // `answer` is the asker's code, run on the settling thread (a replier's behaviour, the
+        // timer thread, whoever drops the handle): contain it, as a `Recipient`'s conversion.
+        let counters = &asker.header().shared.counters;
+        if let Some(msg) = counters.contained(move || answer(result)) {
+            if let Err(refused) = asker.send(msg) {
+                counters.dropped.inc();
+                counters.contained(move || drop(refused));
+            }
+        }
+        Ok(())
     }
 }

@@ -2,27 +2,109 @@
 
 use std::fmt;
 
-/// A send that could not be delivered because the actor has stopped or its runtime has shut
-/// down. The message is returned, never silently dropped.
+/// Why a send was refused. Every refusal hands the message back in a [`SendError`] (or a
+/// [`TrySendError`]); this says which of the reasons it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SendFailure {
+    /// The actor has stopped (it called [`Context::stop`](crate::Context::stop), panicked, or
+    /// was stopped at shutdown) while its runtime may still run.
+    ActorStopped,
+    /// The runtime has ended: it became quiescent after [`Runtime::wait`](crate::Runtime::wait)
+    /// was called, or it was shut down. Nothing is accepted any more, by any actor. A thread
+    /// that feeds a runtime from outside holds a [`KeepAlive`](crate::KeepAlive) so that `wait`
+    /// does not end the runtime under it.
+    RuntimeEnded,
+    /// A blocking send ([`ActorRef::send_blocking`](crate::ActorRef::send_blocking)) was made
+    /// on a worker thread of a runtime, where waiting would hold up other actors. Inside a
+    /// behaviour, a plain `send` is already paced by muting.
+    OnWorkerThread,
+}
+
+impl SendFailure {
+    fn describe(self) -> &'static str {
+        match self {
+            SendFailure::ActorStopped => "the actor has stopped",
+            SendFailure::RuntimeEnded => "the runtime has ended (quiescent or shut down)",
+            SendFailure::OnWorkerThread => {
+                "a blocking send would hold up a runtime worker; send from a behaviour instead"
+            }
+        }
+    }
+}
+
+impl fmt::Display for SendFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// A send that was refused: the actor has stopped, its runtime has ended, or (for a blocking
+/// send) the caller is a worker thread. The message is returned, never silently dropped, and
+/// [`reason`](SendError::reason) says which it was.
+///
+/// ```
+/// use rein::{Actor, Context, Runtime, SendFailure};
+///
+/// struct Sink;
+/// impl Actor for Sink {
+///     type Msg = u32;
+///     fn handle(&mut self, _: &mut Context<Self>, _: u32) {}
+/// }
+///
+/// let rt = Runtime::new().unwrap();
+/// let sink = rt.spawn(Sink);
+/// rt.wait(); // quiescent: the runtime ends
+/// let refused = sink.send(7).unwrap_err();
+/// assert_eq!(refused.reason(), SendFailure::RuntimeEnded);
+/// assert_eq!(format!("{refused:?}"), "SendError(RuntimeEnded, ..)");
+/// assert_eq!(refused.into_inner(), 7);
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy)]
-pub struct SendError<M>(pub M);
+pub struct SendError<M> {
+    msg: M,
+    reason: SendFailure,
+}
 
 impl<M> SendError<M> {
+    pub(crate) fn new(msg: M, reason: SendFailure) -> Self {
+        SendError { msg, reason }
+    }
+
     /// Takes the undelivered message back.
     pub fn into_inner(self) -> M {
-        self.0
+        self.msg
+    }
+
+    /// The undelivered message.
+    pub fn message(&self) -> &M {
+        &self.msg
+    }
+
+    /// Why the send was refused.
+    pub fn reason(&self) -> SendFailure {
+        self.reason
+    }
+
+    /// The same refusal with the message converted: for wrappers that send an envelope and hand
+    /// back what was inside it.
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> SendError<N> {
+        SendError {
+            msg: f(self.msg),
+            reason: self.reason,
+        }
     }
 }
 
 impl<M> fmt::Debug for SendError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SendError(..)")
+        write!(f, "SendError({:?}, ..)", self.reason)
     }
 }
 
 impl<M> fmt::Display for SendError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the actor has stopped; the message is returned")
+        write!(f, "{}; the message is returned", self.reason)
     }
 }
 
@@ -64,11 +146,16 @@ impl<A> fmt::Display for SpawnError<A> {
 
 impl<A> std::error::Error for SpawnError<A> {}
 
-/// Why an [`ask`](crate::ActorRef::ask) produced no answer.
+/// Why an ask ([`ActorRef::ask`](crate::ActorRef::ask),
+/// [`ActorRef::ask_async`](crate::ActorRef::ask_async), [`Context::ask`](crate::Context::ask))
+/// produced no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AskError {
     /// The actor had stopped; the request was not delivered.
     Stopped,
+    /// The runtime had ended (quiescent or shut down); the request was not delivered.
+    RuntimeEnded,
     /// No answer within the timeout.
     Timeout,
     /// The actor dropped the [`ReplyTo`](crate::ReplyTo) without answering (or stopped first).
@@ -82,6 +169,7 @@ impl fmt::Display for AskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             AskError::Stopped => "the actor has stopped",
+            AskError::RuntimeEnded => "the runtime has ended (quiescent or shut down)",
             AskError::Timeout => "no reply before the timeout",
             AskError::NoReply => "the actor dropped the reply handle without answering",
             AskError::OnWorkerThread => {
@@ -95,6 +183,7 @@ impl std::error::Error for AskError {}
 
 /// A runtime configuration that cannot work.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BuildError {
     /// `threads(0)`: a runtime needs at least one worker.
     ZeroThreads,
@@ -134,21 +223,59 @@ impl std::error::Error for BuildError {
     }
 }
 
-/// A pressure-aware send from outside the runtime that did not go through. The message is
-/// returned.
+/// A pressure-aware send from outside the runtime ([`ActorRef::try_send`](crate::ActorRef::try_send),
+/// [`ActorRef::send_timeout`](crate::ActorRef::send_timeout)) that did not go through. The
+/// message is returned.
 #[derive(PartialEq, Eq, Clone, Copy)]
+#[non_exhaustive]
 pub enum TrySendError<M> {
     /// The receiver is overloaded, under pressure or muted (and stayed so until the timeout).
     Pressured(M),
-    /// The receiver has stopped, or its runtime has ended.
+    /// The receiver has stopped.
     Stopped(M),
+    /// The runtime has ended (quiescent or shut down): no actor accepts anything any more.
+    RuntimeEnded(M),
+    /// A waiting send ([`send_timeout`](crate::ActorRef::send_timeout)) was made on a worker
+    /// thread, where waiting would hold up other actors.
+    OnWorkerThread(M),
 }
 
 impl<M> TrySendError<M> {
     /// Takes the undelivered message back.
     pub fn into_inner(self) -> M {
         match self {
-            TrySendError::Pressured(m) | TrySendError::Stopped(m) => m,
+            TrySendError::Pressured(m)
+            | TrySendError::Stopped(m)
+            | TrySendError::RuntimeEnded(m)
+            | TrySendError::OnWorkerThread(m) => m,
+        }
+    }
+
+    /// Why the send was refused for good, or `None` if the receiver was only pressured.
+    pub fn reason(&self) -> Option<SendFailure> {
+        match self {
+            TrySendError::Pressured(_) => None,
+            TrySendError::Stopped(_) => Some(SendFailure::ActorStopped),
+            TrySendError::RuntimeEnded(_) => Some(SendFailure::RuntimeEnded),
+            TrySendError::OnWorkerThread(_) => Some(SendFailure::OnWorkerThread),
+        }
+    }
+
+    /// Whether the receiver has stopped or its runtime has ended: no later send will succeed.
+    pub fn is_closed(&self) -> bool {
+        matches!(
+            self,
+            TrySendError::Stopped(_) | TrySendError::RuntimeEnded(_)
+        )
+    }
+}
+
+impl<M> From<SendError<M>> for TrySendError<M> {
+    fn from(e: SendError<M>) -> Self {
+        match e.reason {
+            SendFailure::ActorStopped => TrySendError::Stopped(e.msg),
+            SendFailure::RuntimeEnded => TrySendError::RuntimeEnded(e.msg),
+            SendFailure::OnWorkerThread => TrySendError::OnWorkerThread(e.msg),
         }
     }
 }
@@ -158,18 +285,20 @@ impl<M> fmt::Debug for TrySendError<M> {
         f.write_str(match self {
             TrySendError::Pressured(_) => "Pressured(..)",
             TrySendError::Stopped(_) => "Stopped(..)",
+            TrySendError::RuntimeEnded(_) => "RuntimeEnded(..)",
+            TrySendError::OnWorkerThread(_) => "OnWorkerThread(..)",
         })
     }
 }
 
 impl<M> fmt::Display for TrySendError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TrySendError::Pressured(_) => {
-                "the receiver is overloaded or under pressure; the message is returned"
+        match self.reason() {
+            None => {
+                f.write_str("the receiver is overloaded or under pressure; the message is returned")
             }
-            TrySendError::Stopped(_) => "the actor has stopped; the message is returned",
-        })
+            Some(reason) => write!(f, "{reason}; the message is returned"),
+        }
     }
 }
 

@@ -65,10 +65,53 @@
 //! bug) ends the runtime at once with [`Report::worker_panics`] set, rather than leave
 //! [`Runtime::wait`] waiting for work it can no longer run.
 //!
+//! ## Embedding: threads, async code and observability
+//!
+//! * From a plain thread, feed actors with [`ActorRef::send_blocking`] (or
+//!   [`ActorRef::send_timeout`]): it waits while the receiver blocks, woken by its recovery, so
+//!   the producer is paced as a muted actor would be. A plain [`ActorRef::send`] from outside is
+//!   never held back. Hold a [`KeepAlive`] while a thread feeds the runtime, so that
+//!   [`Runtime::wait`] does not end it under the thread.
+//! * From async code (any executor: only `Future`s and `Waker`s), [`ActorRef::send_when_ready`]
+//!   is the same wait as a future, and [`ActorRef::ask_async`] awaits a reply.
+//! * Inside an actor, [`Context::ask`] delivers a reply, or why none came, as a message.
+//! * [`Metrics::to_prometheus`] renders the figures for a `/metrics` endpoint; the `metrics`
+//!   feature adds [`Metrics::record`](Metrics) (the `metrics` crate's facade).
+//!   [`RuntimeHandle::mute_snapshot`] lists every live actor with its backlog, its state and
+//!   what it is muted on.
+//!
+//! ## Tracing
+//!
+//! With the `tracing` feature (off by default; when off nothing of it is compiled in), rein
+//! reports through the [`tracing`](https://docs.rs/tracing) crate. Targets and levels:
+//!
+//! | target | level | what |
+//! |--------|-------|------|
+//! | `rein::behaviour` | TRACE | a span `behaviour` around each message handled, with `actor` (the id) and `actor_type` |
+//! | `rein::overload` | DEBUG | a receiver crossed its high watermark (`actor`, `backlog`), or recovered (`actor`) |
+//! | `rein::mute` | DEBUG | an actor was muted (`actor`, `on`: the receivers), or resumed (`actor`) |
+//! | `rein::pressure` | DEBUG | an actor applied or released backpressure (`actor`) |
+//! | `rein::panic` | WARN | a behaviour panicked and its actor stopped (`actor`, `actor_type`), or a panic in other user code was contained |
+//!
+//! With no subscriber, or one that filters these out, each costs a check of the callsite's
+//! cached interest (docs/benchmarks.md measures it).
+//!
 //! See `docs/architecture.md` in the repository for how a message travels and why each atomic
 //! ordering is what it is.
 
 #![warn(missing_docs)]
+
+/// An event through `tracing` when the `tracing` feature is on; nothing at all when it is off
+/// (the arguments are not even compiled). Field values are evaluated only when a subscriber
+/// wants the event.
+macro_rules! trace_event {
+    ($($arg:tt)*) => {
+        #[cfg(feature = "tracing")]
+        {
+            tracing::event!($($arg)*);
+        }
+    };
+}
 
 mod actor;
 mod actor_ref;
@@ -77,13 +120,14 @@ mod cell;
 mod context;
 mod error;
 mod id;
+mod io;
 mod mailbox;
 mod metrics;
 mod monitor;
 mod mute;
 mod mute_graph;
 mod muting;
-#[doc(hidden)]
+mod outside;
 pub mod pressure;
 mod recipient;
 mod registry;
@@ -91,22 +135,29 @@ mod reply;
 mod runtime;
 mod scheduler;
 mod snapshot;
+mod source;
 mod sync;
 mod timer;
+mod waiter;
 
 pub use actor::Actor;
 pub use actor_ref::ActorRef;
 pub use auth::AmbientAuth;
 pub use context::Context;
-pub use error::{AskError, BuildError, OutsideBehaviour, SendError, SpawnError, TrySendError};
+pub use error::{
+    AskError, BuildError, OutsideBehaviour, SendError, SendFailure, SpawnError, TrySendError,
+};
 pub use id::ActorId;
+pub use io::{Interest, Io, IoRegistration, Readiness};
 pub use metrics::{Metrics, WorkerMetrics};
 pub use monitor::{ActorDown, DownReason};
+pub use outside::SendWhenReady;
 pub use recipient::Recipient;
-pub use reply::ReplyTo;
+pub use reply::{AskFuture, ReplyTo};
 pub use runtime::{
     Builder, KeepAlive, Report, Runtime, RuntimeHandle, DEFAULT_BATCH, DEFAULT_HIGH_WATERMARK,
     DEFAULT_LOW_WATERMARK,
 };
-pub use snapshot::{MuteEdge, MuteSnapshot};
+pub use snapshot::{ActorInfo, MuteEdge, MuteSnapshot};
+pub use source::{NextChunk, Source};
 pub use timer::Timer;

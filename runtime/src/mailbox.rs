@@ -1,26 +1,42 @@
-//! The actor mailbox: an intrusive, lock-free, multi-producer single-consumer queue.
+//! The actor mailbox: a lock-free, multi-producer single-consumer queue of message blocks, plus
+//! the message count that hands the actor's activation from party to party.
 //!
-//! The queue is Pony's `messageq` design (itself Vyukov's non-intrusive MPSC queue): producers
-//! swap themselves into `head` with one atomic exchange and then link the previous head to the
-//! new node; the single consumer walks from `tail`. The node that held the last popped message
-//! becomes the new stub, so every push allocates exactly one node and every pop frees exactly
-//! one: at most one heap allocation per message.
+//! # The queue: blocks of slots
+//! Messages go into blocks of slots (about 512 bytes each: 31 slots for a `u64`, fewer for
+//! bigger messages; a block plus the "between blocks" position is a power of two), as in crossbeam's and tokio's list channels. A producer claims the next slot
+//! with one compare-and-swap on the tail index, writes the message, and marks the slot written;
+//! the one that claims a block's last slot installs the next block, allocated beforehand. The
+//! single consumer reads slots in order and frees each block once it has read all of it. So a
+//! burst of messages costs one allocation per block rather than one per message: with a node per
+//! message (rein's first mailbox, after Pony's `messageq`), fork-join throughput spent two thirds
+//! of its time in the allocator's slow paths.
 //!
-//! Where Pony marks emptiness in the low bit of `head`, rein keeps a message count, `len`, next
-//! to it. That count does two jobs at once:
+//! A producer touches a block only after its claim succeeded, and a claimed slot keeps its block
+//! alive (the consumer frees a block only once every slot of it is read), so no producer ever
+//! dereferences a freed block. The tail index counts slots; an offset of `CAP` within a lap
+//! (`LAP = CAP + 1` positions per block) means "between blocks": producers that see it wait for
+//! the installer (or the releaser, below) to move the index on.
 //!
-//! * **Scheduling handoff.** A producer increments `len` *before* linking its node; the one whose
-//!   increment starts from zero owns the job of scheduling the actor. The consumer retires the
-//!   messages it handled with one subtraction per turn; when that leaves zero it has given up the
-//!   actor, and the next producer to arrive schedules it again. So exactly one party holds the
-//!   actor's "activation" at any time: an actor with messages is never left unscheduled and never
-//!   runs twice at once. (Loom model: `loom_mailbox` in this module.)
-//! * **Backlog reading.** Backpressure needs to know how far behind a receiver is, and the
-//!   producer learns it for free from the value its increment returns.
+//! **An idle actor keeps no block.** When a turn has read everything claimed, the consumer
+//! *releases* the block: it swaps the tail index from exactly where it has read up to to the
+//! "between blocks" offset (which succeeds only if no producer has claimed a slot since, and
+//! holds every producer off meanwhile), clears both block pointers, moves both indexes to the
+//! next lap and frees the block. The next producer allocates a fresh block. An idle actor's
+//! mailbox is five words and no allocation.
 //!
-//! Because producers count before they link, the consumer can briefly see `len > 0` while the
-//! newest node is not linked yet; `pop` then returns `None` and the turn simply ends with the
-//! actor still holding its activation, to be run again.
+//! # The count: the scheduling handoff
+//! Next to the queue, `len` counts messages. A producer increments it *before* claiming a slot;
+//! the one whose increment starts from zero owns the job of scheduling the actor. The consumer
+//! retires the messages it handled with one subtraction per turn; when that leaves zero it has
+//! given up the actor, and the next producer to arrive schedules it again. So exactly one party
+//! holds the actor's "activation" at any time: an actor with messages is never left unscheduled
+//! and never runs twice at once. (Loom model: `loom_mailbox` in this module.) The count is also
+//! the backlog that backpressure reads, for free, from the value the producer's increment
+//! returns.
+//!
+//! Because producers count before they write, the consumer can briefly see `len > 0` while the
+//! newest message is not written yet (or its block not installed); `pop` then returns `None` and
+//! the turn simply ends with the actor still holding its activation, to be run again.
 //!
 //! # The lingering token
 //! A worker with nothing else to do may keep a drained actor activated for a while (the
@@ -34,23 +50,194 @@
 //! holds. (Loom model: `loom_linger` in this module.) The token is not a message: backlog readings
 //! mask it out.
 
-use crate::sync::{AtomicPtr, AtomicUsize, UnsafeCell};
+use crate::sync::{AtomicBool, AtomicPtr, AtomicUsize, UnsafeCell};
+use std::alloc::{self, Layout};
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 
-struct Node<M> {
-    next: AtomicPtr<Node<M>>,
-    /// Initialised from the push until the pop that moves it out; a stub holds nothing.
-    msg: MaybeUninit<M>,
+/// About how many bytes of slots a block holds.
+#[cfg(not(loom))]
+const BLOCK_BYTES: usize = 512;
+/// Most slots a block holds (small messages).
+#[cfg(not(loom))]
+const MAX_CAP: usize = 31;
+
+/// One message's place in a block.
+///
+/// `repr(C)` with the flag first: blocks of equal layout and slot size then keep their flags at
+/// the same places whatever the message type, which lets a worker's block cache hand a block
+/// freed by one actor to another (see [`block_cache`]).
+#[repr(C)]
+struct Slot<M> {
+    /// Set (Release) once `msg` is written; read (Acquire) by the consumer before it reads it.
+    written: AtomicBool,
+    msg: UnsafeCell<MaybeUninit<M>>,
 }
 
-impl<M> Node<M> {
-    fn alloc(msg: MaybeUninit<M>) -> *mut Node<M> {
-        Box::into_raw(Box::new(Node {
-            next: AtomicPtr::new(ptr::null_mut()),
-            msg,
-        }))
+/// A block's header; `cap::<M>()` slots follow it in the same allocation.
+struct Block<M> {
+    /// The block after this one, installed by the producer that claims this block's last slot
+    /// before it writes that slot.
+    next: AtomicPtr<Block<M>>,
+    _slots: PhantomData<Slot<M>>,
+}
+
+/// Slots per block for messages of type `M`.
+#[cfg(not(loom))]
+const fn cap<M>() -> usize {
+    let slot = std::mem::size_of::<Slot<M>>();
+    if slot == 0 {
+        return MAX_CAP;
+    }
+    let n = BLOCK_BYTES / slot;
+    let n = if n < 1 {
+        1
+    } else if n > MAX_CAP {
+        MAX_CAP
+    } else {
+        n
+    };
+    // One less than a power of two, so that a lap (`cap + 1` positions) is a power of two and
+    // the index arithmetic is masks rather than divisions.
+    let pow2 = 1usize << (usize::BITS - 1 - (n + 1).leading_zeros());
+    pow2 - 1
+}
+
+/// Two slots per block under loom, so that its small models cross block boundaries and release
+/// blocks.
+#[cfg(loom)]
+const fn cap<M>() -> usize {
+    2
+}
+
+/// Tail positions per block: `cap` slots, plus the "between blocks" position.
+const fn lap<M>() -> usize {
+    cap::<M>() + 1
+}
+
+impl<M> Block<M> {
+    /// The allocation's layout and where its slots start.
+    fn layout() -> (Layout, usize) {
+        let slots = Layout::array::<Slot<M>>(cap::<M>()).expect("a small array");
+        let (layout, offset) = Layout::new::<Block<M>>()
+            .extend(slots)
+            .expect("a small block");
+        (layout.pad_to_align(), offset)
+    }
+
+    /// What makes two blocks interchangeable: equal layouts and equal slot sizes (the flags are
+    /// then at the same places, `Slot` being `repr(C)`).
+    #[cfg(not(loom))]
+    fn cache_key() -> block_cache::Key {
+        let (layout, _) = Self::layout();
+        block_cache::Key {
+            size: layout.size(),
+            align: layout.align(),
+            slot: std::mem::size_of::<Slot<M>>(),
+        }
+    }
+
+    /// A block with no next and every slot unwritten: one this thread recycled, or a fresh one.
+    fn alloc() -> *mut Block<M> {
+        #[cfg(not(loom))]
+        {
+            let recycled = block_cache::take(Self::cache_key());
+            if !recycled.is_null() {
+                return recycled.cast();
+            }
+        }
+        Self::alloc_fresh()
+    }
+
+    /// A freshly allocated block: no next, every slot unwritten.
+    fn alloc_fresh() -> *mut Block<M> {
+        let (layout, offset) = Self::layout();
+        // SAFETY: the layout is non-zero-sized (it holds at least the `next` pointer).
+        let raw = unsafe { alloc::alloc(layout) };
+        if raw.is_null() {
+            alloc::handle_alloc_error(layout);
+        }
+        let block = raw.cast::<Block<M>>();
+        // SAFETY: `raw` is a fresh allocation of `layout`: the header at its start and `cap`
+        // slots at `offset`, each written once here before anyone can see the block.
+        unsafe {
+            ptr::write(
+                block,
+                Block {
+                    next: AtomicPtr::new(ptr::null_mut()),
+                    _slots: PhantomData,
+                },
+            );
+            let slots = raw.add(offset).cast::<Slot<M>>();
+            for i in 0..cap::<M>() {
+                ptr::write(
+                    slots.add(i),
+                    Slot {
+                        msg: UnsafeCell::new(MaybeUninit::uninit()),
+                        written: AtomicBool::new(false),
+                    },
+                );
+            }
+        }
+        block
+    }
+
+    /// Slot `i` of `block`.
+    ///
+    /// # Safety
+    /// `block` is a live block, `i < cap::<M>()`, and the block outlives `'a`.
+    unsafe fn slot<'a>(block: *mut Block<M>, i: usize) -> &'a Slot<M> {
+        debug_assert!(i < cap::<M>());
+        let (_, offset) = Self::layout();
+        // SAFETY: per the caller, the block is live and `i` in range; slots were initialised
+        // by `alloc`.
+        unsafe { &*block.cast::<u8>().add(offset).cast::<Slot<M>>().add(i) }
+    }
+
+    /// Gives up a block whose first `used` slots were written and read and whose others were
+    /// never claimed: it goes back to this thread's block cache, its flags cleared, or is freed
+    /// if the cache is full.
+    ///
+    /// # Safety
+    /// Nobody else can reach `block` any more, and no slot holds an unread message.
+    unsafe fn recycle(block: *mut Block<M>, used: usize) {
+        #[cfg(not(loom))]
+        {
+            // SAFETY: the block is ours alone (per the caller) and its first `used` slots live.
+            unsafe {
+                for i in 0..used {
+                    Self::slot(block, i).written.store(false, Relaxed);
+                }
+                (*block).next.store(ptr::null_mut(), Relaxed);
+            }
+            if block_cache::put(block.cast(), Self::cache_key()) {
+                return;
+            }
+        }
+        #[cfg(loom)]
+        let _ = used;
+        // SAFETY: per the caller.
+        unsafe { Self::free(block) }
+    }
+
+    /// Frees a block whose messages were all read (or never written).
+    ///
+    /// # Safety
+    /// Nobody else can reach `block` any more, and no slot holds an unread message.
+    unsafe fn free(block: *mut Block<M>) {
+        let (layout, offset) = Self::layout();
+        // SAFETY: per the caller; `drop_in_place` drops the slots' atomics and cells, never a
+        // message (`MaybeUninit` drops nothing).
+        unsafe {
+            let slots = block.cast::<u8>().add(offset).cast::<Slot<M>>();
+            for i in 0..cap::<M>() {
+                ptr::drop_in_place(slots.add(i));
+            }
+            ptr::drop_in_place(block);
+            alloc::dealloc(block.cast(), layout);
+        }
     }
 }
 
@@ -59,31 +246,37 @@ impl<M> Node<M> {
 pub(crate) const LINGER_TOKEN: usize = 1 << (usize::BITS - 2);
 
 pub(crate) struct Mailbox<M> {
-    /// The most recently pushed node; producers swap it.
-    head: AtomicPtr<Node<M>>,
-    /// The stub: the node before the oldest unread message. Consumer only.
-    tail: UnsafeCell<*mut Node<M>>,
     /// Messages counted in by producers and not yet retired by the consumer, plus
     /// [`LINGER_TOKEN`] while the actor lingers.
     len: AtomicUsize,
+    /// The next position producers claim (see the module docs for offsets and laps).
+    tail_index: AtomicUsize,
+    /// The block producers write into; null while no block is installed (idle, or released).
+    tail_block: AtomicPtr<Block<M>>,
+    /// The block the consumer reads; set by the producer that installs a lap's first block.
+    head_block: AtomicPtr<Block<M>>,
+    /// The next position the consumer reads. Consumer only.
+    head_index: UnsafeCell<usize>,
 }
 
-// SAFETY: messages are moved from producers to the single consumer; `M: Send` suffices. The raw
-// node pointers are owned by the queue and only dereferenced under the protocol described above.
+// SAFETY: messages are moved from producers to the single consumer; `M: Send` suffices. Blocks
+// are owned by the queue and only dereferenced under the protocol described above.
 unsafe impl<M: Send> Send for Mailbox<M> {}
-// SAFETY: `push` is safe from any thread (atomics only); `pop`/`retire` are `unsafe` and require
-// the caller to be the single consumer, which the scheduler guarantees (one turn at a time).
+// SAFETY: `push` is safe from any thread (atomics only, slots written after a successful claim);
+// `pop`/`retire`/`release_if_drained` are `unsafe` and require the caller to be the single
+// consumer, which the scheduler guarantees (one turn at a time).
 unsafe impl<M: Send> Sync for Mailbox<M> {}
 
 impl<M> Mailbox<M> {
     /// An empty mailbox whose count starts at `initial_activation` (0 or 1): a freshly spawned
     /// actor starts with one activation so that its `started` hook runs before anything else.
     pub(crate) fn new(initial_activation: usize) -> Self {
-        let stub = Node::alloc(MaybeUninit::uninit());
         Mailbox {
-            head: AtomicPtr::new(stub),
-            tail: UnsafeCell::new(stub),
             len: AtomicUsize::new(initial_activation),
+            tail_index: AtomicUsize::new(0),
+            tail_block: AtomicPtr::new(ptr::null_mut()),
+            head_block: AtomicPtr::new(ptr::null_mut()),
+            head_index: UnsafeCell::new(0),
         }
     }
 
@@ -91,41 +284,202 @@ impl<M> Mailbox<M> {
     /// the caller must schedule it; [`LINGER_TOKEN`] set means it lingers.
     #[inline]
     pub(crate) fn push(&self, msg: M) -> usize {
-        let node = Node::alloc(MaybeUninit::new(msg));
         // AcqRel: acquire pairs with the consumer's release in `retire` (the previous turn's writes
         // to the actor happen-before whoever schedules it next); release publishes nothing needed
         // but keeps the RMW chain a synchronisation point.
         let before = self.len.fetch_add(1, AcqRel);
-        // AcqRel: acquire the previous head so we may write its `next`; release our node's init.
-        let prev = self.head.swap(node, AcqRel);
-        // SAFETY: `prev` stays allocated until the consumer moves past it, which needs this very
-        // store to `prev.next` first: nobody frees it under us.
-        unsafe { (*prev).next.store(node, Release) };
+        self.enqueue(msg);
         before
     }
 
-    /// Dequeues the oldest linked message, if any.
+    /// Claims a slot and writes `msg` into it.
+    #[inline]
+    fn enqueue(&self, msg: M) {
+        let cap = cap::<M>();
+        let lap = lap::<M>();
+        // A block made ready before claiming a block's last slot (or a lap's first block), kept
+        // across retries.
+        let mut spare: *mut Block<M> = ptr::null_mut();
+        let mut spins = 0u32;
+        // Acquire: a new lap's index (stored with Release after its block pointer) comes with
+        // that pointer.
+        let mut tail = self.tail_index.load(Acquire);
+        let mut block = self.tail_block.load(Acquire);
+        loop {
+            let offset = tail % lap;
+            if offset == cap {
+                // Between blocks: an installer or a releaser is moving the index on.
+                backoff(&mut spins);
+                tail = self.tail_index.load(Acquire);
+                block = self.tail_block.load(Acquire);
+                continue;
+            }
+            if block.is_null() {
+                // No block in this lap yet: install one. Release publishes its initialisation;
+                // acquire orders the head pointer's store after a releaser's (see
+                // `release_if_drained`).
+                if spare.is_null() {
+                    spare = Block::alloc();
+                }
+                match self
+                    .tail_block
+                    .compare_exchange(ptr::null_mut(), spare, AcqRel, Acquire)
+                {
+                    Ok(_) => {
+                        block = spare;
+                        spare = ptr::null_mut();
+                        self.head_block.store(block, Release);
+                    }
+                    Err(_) => {
+                        tail = self.tail_index.load(Acquire);
+                        block = self.tail_block.load(Acquire);
+                        continue;
+                    }
+                }
+            }
+            if offset + 1 == cap && spare.is_null() {
+                spare = Block::alloc();
+            }
+            // The claim. Only a successful one lets this producer touch `block`: the index has
+            // not moved since `block` was read with it, so the block is this lap's and, with a
+            // slot of it unread, still alive.
+            match self
+                .tail_index
+                .compare_exchange(tail, tail + 1, SeqCst, Acquire)
+            {
+                Ok(_) => {
+                    if offset + 1 == cap {
+                        // The last slot: install the next block before writing, so that the
+                        // consumer, once it reads this slot, finds the next block linked.
+                        let next = std::mem::replace(&mut spare, ptr::null_mut());
+                        self.tail_block.store(next, Release);
+                        self.tail_index.store(tail + 2, Release);
+                        // SAFETY: our claimed slot keeps `block` alive.
+                        unsafe { (*block).next.store(next, Release) };
+                    }
+                    // SAFETY: the slot is ours alone (claimed), in a live block.
+                    unsafe {
+                        let slot = Block::slot(block, offset);
+                        slot.msg.with_mut(|m| (*m).write(msg));
+                        // Release: the message (and, for the last slot, the next block's
+                        // link) before the flag the consumer reads.
+                        slot.written.store(true, Release);
+                    }
+                    if !spare.is_null() {
+                        // SAFETY: made by this call and never shared.
+                        unsafe { Block::recycle(spare, 0) };
+                    }
+                    return;
+                }
+                Err(current) => {
+                    tail = current;
+                    block = self.tail_block.load(Acquire);
+                }
+            }
+        }
+    }
+
+    /// Dequeues the oldest written message, if any.
     ///
     /// # Safety
     /// Only the single consumer (the thread running the actor's turn) may call this.
     #[inline]
     pub(crate) unsafe fn pop(&self) -> Option<M> {
-        self.tail.with_mut(|tail_slot| {
-            // SAFETY: the caller is the single consumer, so `tail_slot` is ours and `tail` is the
-            // live stub, never freed by anyone else.
+        let cap = cap::<M>();
+        let lap = lap::<M>();
+        self.head_index.with_mut(|head| {
+            // SAFETY: the caller is the single consumer, so `head` is ours, and the blocks from
+            // the head on are alive: only this consumer frees them.
             unsafe {
-                let tail = *tail_slot;
-                let next = (*tail).next.load(Acquire);
-                if next.is_null() {
+                let mut block = self.head_block.load(Acquire);
+                if block.is_null() {
+                    // Counted, not yet claimed (or the lap's first block not yet installed).
                     return None;
                 }
-                *tail_slot = next;
-                // The message moves out; `next` becomes the stub and keeps an uninit payload.
-                let msg = (*next).msg.assume_init_read();
-                // The old stub's payload was moved out earlier (or never existed): free the node
-                // only. `MaybeUninit` never drops its content.
-                drop(Box::from_raw(tail));
+                let mut offset = *head % lap;
+                if offset == cap {
+                    // Every slot of this block is read: move to the next, linked before its
+                    // last slot was written.
+                    let next = (*block).next.load(Acquire);
+                    if next.is_null() {
+                        return None;
+                    }
+                    Block::recycle(block, cap);
+                    block = next;
+                    self.head_block.store(block, Relaxed);
+                    *head += 1;
+                    offset = 0;
+                }
+                let slot = Block::slot(block, offset);
+                if !slot.written.load(Acquire) {
+                    // Claimed, not written yet.
+                    return None;
+                }
+                let msg = slot.msg.with_mut(|m| (*m).assume_init_read());
+                *head += 1;
                 Some(msg)
+            }
+        })
+    }
+
+    /// Frees the block if everything claimed has been read, so that an idle actor holds no block
+    /// (see the module docs). Returns whether it did.
+    ///
+    /// # Safety
+    /// Only the single consumer may call this, at the end of a turn whose last `pop` returned
+    /// `None`.
+    pub(crate) unsafe fn release_if_drained(&self) -> bool {
+        let lap = lap::<M>();
+        let cap = cap::<M>();
+        self.head_index.with_mut(|head| {
+            // SAFETY: the caller is the single consumer.
+            unsafe {
+                // Acquire: pairs with the installer's store, so that the install happens-before
+                // the clearing of the tail pointer below (else the clearing could come first in
+                // the pointer's modification order and a producer still see the freed block).
+                let mut block = self.head_block.load(Acquire);
+                if block.is_null() {
+                    return false;
+                }
+                if *head % lap == cap {
+                    // The block is read to its end: step to the next one (linked, since its
+                    // last slot was written) rather than keep both while idle.
+                    let next = (*block).next.load(Acquire);
+                    if next.is_null() {
+                        return false;
+                    }
+                    Block::recycle(block, cap);
+                    block = next;
+                    self.head_block.store(block, Relaxed);
+                    *head += 1;
+                }
+                // Exactly where we have read up to: no claim outstanding. Moving the index to
+                // this lap's "between blocks" position holds every producer off (they wait
+                // for the index to move on) while the block is taken out.
+                let used = *head % lap;
+                let parked = *head - used + cap;
+                if self
+                    .tail_index
+                    .compare_exchange(*head, parked, SeqCst, Relaxed)
+                    .is_err()
+                {
+                    return false;
+                }
+                let next_lap = parked + 1;
+                // The head first: a producer may see the cleared tail pointer before the new
+                // lap's index (its own view of the index being stale) and install the next
+                // lap's block at once; its store of the head pointer must come after ours.
+                // Release here, AcqRel on its install, put ours first.
+                self.head_block.store(ptr::null_mut(), Relaxed);
+                self.tail_block.store(ptr::null_mut(), Release);
+                *head = next_lap;
+                // Release: a producer that reads the new lap's index sees the cleared block
+                // pointer (and installs a fresh block).
+                self.tail_index.store(next_lap, Release);
+                // No producer can reach it: every claim in it has been read, and the claims that
+                // would come after it failed or waited, and now find the next lap.
+                Block::recycle(block, used);
+                true
             }
         })
     }
@@ -205,12 +559,129 @@ impl<M> Mailbox<M> {
 
 impl<M> Drop for Mailbox<M> {
     fn drop(&mut self) {
-        // SAFETY: `&mut self` means no producer or consumer is left; we are the consumer.
-        while unsafe { self.pop() }.is_some() {}
-        self.tail.with_mut(|tail| {
-            // SAFETY: the remaining stub is owned by the queue and holds no message.
-            unsafe { drop(Box::from_raw(*tail)) }
-        });
+        // SAFETY: `&mut self` means no producer or consumer is left; we are the consumer. `pop`
+        // frees each block it moves past; whatever is left is the last block, every message of
+        // it read.
+        unsafe {
+            while self.pop().is_some() {}
+            let block = self.head_block.load(Relaxed);
+            if !block.is_null() {
+                Block::free(block);
+            }
+        }
+    }
+}
+
+/// Each thread's few spare blocks, so that an actor that drains its mailbox every turn (ping-pong,
+/// request and reply) does not pay an allocation, a free and a block initialisation per message.
+///
+/// A block released by a consumer goes into its thread's cache, flags cleared; the next block a
+/// producer on that thread needs comes from there if one of the same shape is cached. The cache
+/// holds at most [`block_cache::CAPACITY`] blocks (2 KiB of 512-byte blocks) per thread and frees
+/// them when the thread exits. Not used under loom, whose atomics cannot be reused this way.
+#[cfg(not(loom))]
+mod block_cache {
+    use std::alloc::{self, Layout};
+    use std::cell::UnsafeCell;
+
+    /// Most blocks one thread keeps.
+    pub(super) const CAPACITY: usize = 4;
+
+    /// The shape of a block: its allocation's size and alignment and its slots' size.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub(super) struct Key {
+        pub(super) size: usize,
+        pub(super) align: usize,
+        pub(super) slot: usize,
+    }
+
+    struct Cache {
+        blocks: [(*mut u8, Key); CAPACITY],
+        len: usize,
+    }
+
+    impl Drop for Cache {
+        fn drop(&mut self) {
+            for &(block, key) in &self.blocks[..self.len] {
+                // SAFETY: cached blocks were allocated with this size and alignment, and only
+                // this cache refers to them.
+                unsafe {
+                    alloc::dealloc(
+                        block,
+                        Layout::from_size_align_unchecked(key.size, key.align),
+                    )
+                };
+            }
+        }
+    }
+
+    thread_local! {
+        static CACHE: UnsafeCell<Cache> = const {
+            UnsafeCell::new(Cache {
+                blocks: [(std::ptr::null_mut(), Key { size: 0, align: 0, slot: 0 }); CAPACITY],
+                len: 0,
+            })
+        };
+    }
+
+    /// A cached block of shape `key`, or null.
+    #[inline]
+    pub(super) fn take(key: Key) -> *mut u8 {
+        CACHE
+            .try_with(|cache| {
+                // SAFETY: this thread's cache, borrowed only inside `take` and `put`, which call
+                // nothing that could come back here.
+                let cache = unsafe { &mut *cache.get() };
+                for i in (0..cache.len).rev() {
+                    if cache.blocks[i].1 == key {
+                        let block = cache.blocks[i].0;
+                        cache.len -= 1;
+                        cache.blocks[i] = cache.blocks[cache.len];
+                        return block;
+                    }
+                }
+                std::ptr::null_mut()
+            })
+            .unwrap_or(std::ptr::null_mut())
+    }
+
+    /// Keeps `block` (of shape `key`, every flag clear) for later; false if the cache is full or
+    /// the thread is exiting, and the caller must free it.
+    #[inline]
+    pub(super) fn put(block: *mut u8, key: Key) -> bool {
+        CACHE
+            .try_with(|cache| {
+                // SAFETY: as in `take`.
+                let cache = unsafe { &mut *cache.get() };
+                if cache.len == CAPACITY {
+                    return false;
+                }
+                cache.blocks[cache.len] = (block, key);
+                cache.len += 1;
+                true
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// Waits a little for another producer to move the tail index on: spins first, then yields.
+#[inline]
+fn backoff(spins: &mut u32) {
+    #[cfg(loom)]
+    {
+        let _ = spins;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        if *spins < 6 {
+            for _ in 0..(1u32 << *spins) {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+        *spins += 1;
     }
 }
 
@@ -314,6 +785,9 @@ mod loom_actor {
                 self.seen.lock().unwrap().push(m);
                 n += 1;
             }
+            // As a turn does when it has drained the mailbox.
+            // SAFETY: the only consumer, right after a pop that found nothing.
+            unsafe { self.mailbox.release_if_drained() };
             self.running.store(false, Release);
             n
         }
@@ -353,7 +827,11 @@ mod loom_mailbox {
 
     #[test]
     fn every_message_is_handled_once_and_the_actor_never_stalls() {
-        loom::model(|| {
+        // Producers wait for each other between blocks: bound the preemptions, as loom
+        // recommends for spin-waits, so that the model finishes.
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
             let actor = Arc::new(Actor::new(0));
             let handles: Vec<_> = (0..2)
                 .map(|p| {

@@ -60,6 +60,11 @@ pub(crate) fn contain<R>(panics: &Counter, f: impl FnOnce() -> R) -> Option<R> {
         Ok(r) => Some(r),
         Err(payload) => {
             panics.inc();
+            trace_event!(
+                target: "rein::panic",
+                tracing::Level::WARN,
+                "a panic in user code outside a behaviour was contained"
+            );
             // The payload is user data too; its drop is the last user code of this panic.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
             None
@@ -85,6 +90,8 @@ pub(crate) struct Counters {
     pub(crate) resumes: Counter,
     pub(crate) pressure_applied: Counter,
     pub(crate) pressure_released: Counter,
+    /// Activations the watchdog took from a worker stuck in a long behaviour.
+    pub(crate) handoffs: Counter,
 }
 
 impl Counters {
@@ -114,6 +121,7 @@ impl Counters {
             resumes: Counter::new(),
             pressure_applied: Counter::new(),
             pressure_released: Counter::new(),
+            handoffs: Counter::new(),
         }
     }
 }
@@ -131,6 +139,7 @@ pub(crate) struct WorkerStats {
 
 /// What one worker thread has done.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerMetrics {
     /// Messages handled.
     pub messages: u64,
@@ -143,10 +152,16 @@ pub struct WorkerMetrics {
 }
 
 /// A snapshot of the runtime's figures. Readings are racy but each is monotone or a gauge.
+///
+/// Every figure is a field; `#[non_exhaustive]`, so that new figures are not breaking changes.
+/// [`to_prometheus`](Metrics::to_prometheus) renders them for a `/metrics` endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Metrics {
     /// Per worker thread.
     pub workers: Vec<WorkerMetrics>,
+    /// Messages handled by all workers (the sum of `workers[i].messages`).
+    pub messages: u64,
     /// Actors spawned so far.
     pub spawned: u64,
     /// Actors alive: spawned and neither stopped nor collected.
@@ -172,11 +187,160 @@ pub struct Metrics {
     pub overloaded_actors: u64,
     /// Actors that applied backpressure and have not released it.
     pub pressured_actors: u64,
+    /// Actors taken from a worker whose behaviour ran long (over about a millisecond) while they
+    /// waited in its next slot or lingered on it, so that another worker could run them.
+    pub handoffs: u64,
+    /// Times the runtime's readiness polling (`epoll_wait`) failed. After a failure every
+    /// registered source's owner heard [`Readiness::failed`](crate::Readiness::failed), and new
+    /// registrations are refused. Expect 0.
+    pub io_failures: u64,
 }
 
 impl Metrics {
-    /// Messages handled by all workers.
+    /// Messages handled by all workers: the [`messages`](Metrics#structfield.messages) field,
+    /// kept as a method because earlier versions had only this.
     pub fn messages(&self) -> u64 {
-        self.workers.iter().map(|w| w.messages).sum()
+        self.messages
+    }
+}
+
+/// Whether a figure only grows (a counter) or goes up and down (a gauge).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One runtime-wide figure as the exporters name it.
+struct Figure {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    value: f64,
+}
+
+/// One per-worker figure.
+struct WorkerFigure {
+    name: &'static str,
+    help: &'static str,
+    value: fn(&WorkerMetrics) -> u64,
+}
+
+const WORKER_FIGURES: [WorkerFigure; 4] = [
+    WorkerFigure {
+        name: "rein_worker_messages_total",
+        help: "Messages handled by this worker.",
+        value: |w| w.messages,
+    },
+    WorkerFigure {
+        name: "rein_worker_turns_total",
+        help: "Actor turns (runs of up to `batch` messages) this worker ran.",
+        value: |w| w.turns,
+    },
+    WorkerFigure {
+        name: "rein_worker_steals_total",
+        help: "Batches of work this worker stole from another.",
+        value: |w| w.steals,
+    },
+    WorkerFigure {
+        name: "rein_worker_sleeps_total",
+        help: "Times this worker went to sleep for lack of work.",
+        value: |w| w.parks,
+    },
+];
+
+impl Metrics {
+    /// The runtime-wide figures under their exported names (`rein_*`; counters end in `_total`).
+    fn figures(&self) -> [Figure; 14] {
+        use Kind::{Counter as C, Gauge as G};
+        let f = |name, help, kind, value: u64| Figure {
+            name,
+            help,
+            kind,
+            value: value as f64,
+        };
+        [
+            f("rein_messages_total", "Messages handled by all workers.", C, self.messages),
+            f("rein_actors_spawned_total", "Actors spawned.", C, self.spawned),
+            f("rein_actors_live", "Actors alive (spawned, neither stopped nor collected).", G, self.live_actors),
+            Figure {
+                name: "rein_actors_scheduled",
+                help: "Actors holding an activation: scheduled, running, or muted with work.",
+                kind: G,
+                value: self.scheduled_actors as f64,
+            },
+            f("rein_messages_dropped_total", "Messages dropped undelivered (their actor stopped, panicked or shut down).", C, self.dropped_messages),
+            f("rein_panics_total", "Panics in user code, contained.", C, self.panics),
+            f("rein_mutes_total", "Times an actor was muted on a receiver.", C, self.mutes),
+            f("rein_unmutes_total", "Times an actor was released from a receiver it was muted on.", C, self.unmutes),
+            f("rein_cycle_refusals_total", "Mutes refused because they would have closed a cycle of muted actors.", C, self.cycle_refusals),
+            f("rein_overloads_total", "Times a receiver crossed its high watermark.", C, self.overloads),
+            f("rein_actors_muted", "Actors muted (parked) right now.", G, self.muted_actors),
+            f("rein_actors_overloaded", "Actors above their high watermark that have not yet fallen to the low one.", G, self.overloaded_actors),
+            f("rein_actors_pressured", "Actors that applied backpressure and have not released it.", G, self.pressured_actors),
+            f("rein_handoffs_total", "Actors taken from a worker stuck in a long behaviour so that another could run them.", C, self.handoffs),
+        ]
+    }
+
+    /// These figures in the Prometheus text exposition format (version 0.0.4), ready to serve
+    /// from a `/metrics` endpoint (content type `text/plain; version=0.0.4`). Runtime-wide
+    /// figures are named `rein_*` (counters end in `_total`); per-worker ones are
+    /// `rein_worker_*_total{worker="i"}`.
+    ///
+    /// ```
+    /// let rt = rein::Runtime::builder().threads(2).build().unwrap();
+    /// let text = rt.metrics().to_prometheus();
+    /// assert!(text.contains("# TYPE rein_messages_total counter\nrein_messages_total 0\n"));
+    /// assert!(text.contains("rein_worker_messages_total{worker=\"1\"} 0\n"));
+    /// # drop(rt);
+    /// ```
+    pub fn to_prometheus(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(4096);
+        for f in self.figures() {
+            let kind = match f.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+            };
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n",
+                name = f.name,
+                help = f.help,
+                value = f.value
+            );
+        }
+        for f in &WORKER_FIGURES {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n",
+                name = f.name,
+                help = f.help
+            );
+            for (i, w) in self.workers.iter().enumerate() {
+                let _ = writeln!(out, "{}{{worker=\"{i}\"}} {}", f.name, (f.value)(w));
+            }
+        }
+        out
+    }
+
+    /// Records these figures through the [`metrics`](https://docs.rs/metrics) crate's facade
+    /// (feature `metrics`), under the same names as [`to_prometheus`](Metrics::to_prometheus):
+    /// counters with `absolute`, gauges with `set`, per-worker figures with a `worker` label.
+    /// Call it periodically (say, once a second from a timer or the exporter's scrape hook);
+    /// without an installed recorder it does nothing.
+    #[cfg(feature = "metrics")]
+    pub fn record(&self) {
+        for f in self.figures() {
+            match f.kind {
+                Kind::Counter => metrics::counter!(f.name).absolute(f.value as u64),
+                Kind::Gauge => metrics::gauge!(f.name).set(f.value),
+            }
+        }
+        for f in &WORKER_FIGURES {
+            for (i, w) in self.workers.iter().enumerate() {
+                metrics::counter!(f.name, "worker" => i.to_string()).absolute((f.value)(w));
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@ use crate::ActorId;
 
 /// Why an actor stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DownReason {
     /// It called [`Context::stop`](crate::Context::stop).
     Stopped,
@@ -15,6 +16,7 @@ pub enum DownReason {
 
 /// Sent to every actor that [monitors](crate::Context::monitor) an actor, once it stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ActorDown {
     /// The actor that stopped.
     pub id: ActorId,

@@ -15,13 +15,19 @@
 //!   after re-reading the receiver's word there and finding it still blocking.
 //!
 //! Unmuting costs O(senders unmuted): no broadcast to workers, no scan of actors.
+//!
+//! Threads and async tasks outside the runtime cannot be muted, so they *wait* ([`Waiter`], see
+//! [`crate::waiter`]): a waiter is registered under the same lock by the same registrant's rule,
+//! and every unblocker that takes the muted senders takes the waiters with them and wakes them.
 
 use crate::id::ActorId;
 use crate::mute::{self, MuteWord, Unmuted};
 use crate::mute_graph::MuteGraph;
 use crate::sync::{AtomicPtr, AtomicU64, Mutex};
+use crate::waiter::Waiter;
 use std::ptr;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::Arc;
 
 /// An actor as the muting protocol sees it: a cheap, cloneable reference (the runtime's
 /// `Task`) that leads to its [`Muting`] state and its identity.
@@ -52,6 +58,8 @@ pub(crate) trait Scheduling<T> {
     /// Puts a resumed actor (which kept its activation while parked) back in a run queue.
     fn requeue(&self, task: T);
     fn count(&self, event: Event);
+    /// Wakes an outside waiter the protocol took off a list (after every lock is released).
+    fn wake(&self, waiter: Arc<Waiter>);
 }
 
 /// An actor's muting state: its state word, and (allocated on first use) its watermarks and the
@@ -73,6 +81,8 @@ struct Extras<T: MuteTask> {
 pub(crate) struct Lists<T: MuteTask> {
     /// Senders muted on this actor, to unmute when it stops blocking.
     muted_senders: Vec<T>,
+    /// Threads and tasks outside the runtime waiting for this actor to stop blocking.
+    waiters: Vec<Arc<Waiter>>,
     /// Senders this actor never mutes (see `rein_backpressure::Backpressure::exempt`).
     exempt: Vec<ActorId>,
     pub(crate) aux: T::Aux,
@@ -84,6 +94,7 @@ impl<T: MuteTask> Default for Extras<T> {
             watermarks: AtomicU64::new(0),
             locked: Mutex::new(Lists {
                 muted_senders: Vec::new(),
+                waiters: Vec::new(),
                 exempt: Vec::new(),
                 aux: T::Aux::default(),
             }),
@@ -128,6 +139,15 @@ impl<T: MuteTask> Muting<T> {
     pub(crate) fn with_lists<R>(&self, f: impl FnOnce(&mut Lists<T>) -> R) -> R {
         let mut guard = self.extras().locked.lock();
         f(&mut guard)
+    }
+
+    /// Runs `f` under the lock if the lists were ever allocated: a diagnostic reading that
+    /// allocates nothing for an actor nobody was ever muted or waiting on.
+    fn peek_lists<R>(&self, f: impl FnOnce(&Lists<T>) -> R) -> Option<R> {
+        if self.extras.load(Acquire).is_null() {
+            return None;
+        }
+        Some(f(&self.extras().locked.lock()))
     }
 
     /// This actor's `(low, high)` watermarks: its own if it set them (`OWN_WATERMARKS` in
@@ -196,6 +216,38 @@ impl<T: MuteTask> Muting<T> {
         })
     }
 
+    /// Lists an outside `waiter` on this actor if this actor still blocks. Returns whether it
+    /// did; if not, the caller may send at once. The re-check under the lock is the registrant's
+    /// rule: the unblocker, which takes the list under the same lock, is sure to wake it.
+    pub(crate) fn register_waiter(&self, waiter: &Arc<Waiter>) -> bool {
+        self.with_lists(|lists| {
+            let blocking = mute::is_blocking(self.word.load());
+            if blocking {
+                lists.waiters.push(waiter.clone());
+            }
+            blocking
+        })
+    }
+
+    /// Takes `waiter` off this actor's list (it gave up: a timeout, a dropped future). Returns
+    /// whether it was still listed; if not, an unblocker took it and wakes it (or did).
+    pub(crate) fn remove_waiter(&self, waiter: &Arc<Waiter>) -> bool {
+        self.with_lists(
+            |lists| match lists.waiters.iter().position(|w| Arc::ptr_eq(w, waiter)) {
+                Some(i) => {
+                    lists.waiters.swap_remove(i);
+                    true
+                }
+                None => false,
+            },
+        )
+    }
+
+    /// How many outside waiters are listed on this actor, for diagnostics.
+    pub(crate) fn waiter_count(&self) -> usize {
+        self.peek_lists(|lists| lists.waiters.len()).unwrap_or(0)
+    }
+
     /// Clears `flag`; if that leaves the actor (`me`) no longer blocking, unmutes its senders.
     /// Returns whether this call cleared the flag.
     pub(crate) fn clear_blocking_flag(
@@ -240,14 +292,20 @@ impl<T: MuteTask> Muting<T> {
 
     /// The actors muted on this one, for diagnostics.
     pub(crate) fn muted_sender_ids(&self) -> Vec<ActorId> {
-        self.with_lists(|l| l.muted_senders.iter().map(MuteTask::actor_id).collect())
+        self.peek_lists(|l| l.muted_senders.iter().map(MuteTask::actor_id).collect())
+            .unwrap_or_default()
     }
 
     /// Unmutes every sender muted on this actor (`me`), cascading to the actors muted on those
     /// that resume. Costs O(senders unmuted).
+    /// Wakes its outside waiters too.
     pub(crate) fn unmute_senders(&self, me: ActorId, sched: &impl Scheduling<T>) {
-        let senders = self.with_lists(|l| std::mem::take(&mut l.muted_senders));
-        unmute(senders.into_iter().map(|s| (s, me)).collect(), sched);
+        let (senders, waiters) = self.with_lists(Lists::take_unblocked);
+        unmute(
+            senders.into_iter().map(|s| (s, me)).collect(),
+            waiters,
+            sched,
+        );
     }
 
     /// Never mute `sender` on this actor (`me`) again, and unmute it now if it is.
@@ -262,7 +320,22 @@ impl<T: MuteTask> Muting<T> {
             l.muted_senders = kept;
             picked
         });
-        unmute(picked.into_iter().map(|s| (s, me)).collect(), sched);
+        unmute(
+            picked.into_iter().map(|s| (s, me)).collect(),
+            Vec::new(),
+            sched,
+        );
+    }
+}
+
+impl<T: MuteTask> Lists<T> {
+    /// Everyone waiting for this actor to stop blocking: its muted senders and its outside
+    /// waiters. Taken, under the lock, by whoever unblocked it (the unblocker's rule).
+    fn take_unblocked(&mut self) -> (Vec<T>, Vec<Arc<Waiter>>) {
+        (
+            std::mem::take(&mut self.muted_senders),
+            std::mem::take(&mut self.waiters),
+        )
     }
 }
 
@@ -270,7 +343,13 @@ impl<T: MuteTask> Muting<T> {
 /// last mute this was resumes; if it no longer blocks either, the unmuter has performed its
 /// unblocking RMW and so, by the unblocker's rule, unmutes its senders too (an explicit work
 /// list, not recursion). The graph edges go last, once every mute they stand for is undone.
-fn unmute<T: MuteTask>(mut work: Vec<(T, ActorId)>, sched: &impl Scheduling<T>) {
+/// `waiters` (outside waiters taken with the first senders) are woken with those of every
+/// actor the cascade unblocks, once no lock is held.
+fn unmute<T: MuteTask>(
+    mut work: Vec<(T, ActorId)>,
+    mut waiters: Vec<Arc<Waiter>>,
+    sched: &impl Scheduling<T>,
+) {
     let mut undone = Vec::with_capacity(work.len());
     while let Some((sender, receiver)) = work.pop() {
         sched.count(Event::Unmuted);
@@ -278,10 +357,9 @@ fn unmute<T: MuteTask>(mut work: Vec<(T, ActorId)>, sched: &impl Scheduling<T>) 
         undone.push((id, receiver));
         if let Unmuted::Resume { now_unblocked } = sender.muting().word.unmute_one() {
             if now_unblocked {
-                let more = sender
-                    .muting()
-                    .with_lists(|l| std::mem::take(&mut l.muted_senders));
+                let (more, waiting) = sender.muting().with_lists(Lists::take_unblocked);
                 work.extend(more.into_iter().map(|s| (s, id)));
+                waiters.extend(waiting);
             }
             // A parked actor kept its activation: requeue it without counting a new one.
             sched.count(Event::Resumed);
@@ -289,6 +367,9 @@ fn unmute<T: MuteTask>(mut work: Vec<(T, ActorId)>, sched: &impl Scheduling<T>) 
         }
     }
     sched.mute_graph().remove_all(&undone);
+    for waiter in waiters {
+        sched.wake(waiter);
+    }
 }
 
 impl<T: MuteTask> Drop for Muting<T> {
@@ -309,7 +390,7 @@ mod loom_muting {
     //! unmuter, never both, never neither), that nothing is left parked, and that the graph
     //! ends empty.
     use super::*;
-    use crate::mute::{mute_count, OVERLOADED, PARKED};
+    use crate::mute::{mute_count, OVERLOADED, PARKED, PRESSURED, STOPPED};
     use loom::sync::atomic::AtomicUsize;
     use loom::sync::Arc;
     use std::sync::atomic::Ordering::SeqCst;
@@ -351,6 +432,23 @@ mod loom_muting {
                 self.refused.fetch_add(1, SeqCst);
             }
         }
+        fn wake(&self, waiter: std::sync::Arc<Waiter>) {
+            waiter.wake();
+        }
+    }
+
+    /// A waker that does nothing: the models read the waiter's flag.
+    fn noop_waker() -> std::task::Waker {
+        struct Noop;
+        impl std::task::Wake for Noop {
+            fn wake(self: std::sync::Arc<Self>) {}
+        }
+        std::task::Waker::from(std::sync::Arc::new(Noop))
+    }
+
+    /// An outside sender's registration: returns whether it must wait (it was listed).
+    fn wait_on(r: &Task, waiter: &std::sync::Arc<Waiter>) -> bool {
+        r.muting().register_waiter(waiter)
     }
 
     fn actor(n: u64, flags: u64) -> Task {
@@ -488,6 +586,79 @@ mod loom_muting {
             assert_eq!(b.0.resumed.load(SeqCst), 1);
             assert_settled(&[&a, &b], &sched);
         });
+    }
+
+    #[test]
+    fn an_outside_waiter_is_woken_by_the_recovery_or_never_waits() {
+        // The registrant's rule for waiters: registered on a receiver that recovers concurrently,
+        // the waiter is either listed before the recovery takes the list (and woken), or sees
+        // the receiver recovered and does not wait. Never listed and left asleep.
+        loom::model(|| {
+            let sched = Arc::new(Sched::default());
+            let r = actor(1, OVERLOADED);
+            let (r2, sched2) = (r.clone(), sched.clone());
+            let recovery = loom::thread::spawn(move || recover(&r2, &sched2));
+            let waiter = Waiter::new(noop_waker());
+            let waits = wait_on(&r, &waiter);
+            recovery.join().unwrap();
+            if waits {
+                assert!(waiter.is_woken(), "listed and never woken");
+            }
+            assert_eq!(r.muting().waiter_count(), 0, "left on the list");
+        });
+    }
+
+    #[test]
+    fn an_outside_waiter_on_a_muted_actor_is_woken_when_the_cascade_unblocks_it() {
+        // fwd is muted (parked) on an overloaded sink, so it blocks; a thread waits on fwd while
+        // the sink recovers. The cascade that resumes fwd unblocks it and must wake the waiter.
+        loom::model(|| {
+            let sched = Arc::new(Sched::default());
+            let sink = actor(1, OVERLOADED);
+            let fwd = actor(2, 0);
+            end_behaviour(&fwd, &[sink.clone()], &sched);
+            assert_eq!(fwd.0.resumed.load(SeqCst), 0, "fwd parks");
+            let (sink2, sched2) = (sink.clone(), sched.clone());
+            let recovery = loom::thread::spawn(move || recover(&sink2, &sched2));
+            let waiter = Waiter::new(noop_waker());
+            let waits = wait_on(&fwd, &waiter);
+            recovery.join().unwrap();
+            assert_eq!(fwd.0.resumed.load(SeqCst), 1);
+            if waits {
+                assert!(waiter.is_woken(), "listed on fwd and never woken");
+            }
+            assert_eq!(fwd.muting().waiter_count(), 0);
+            assert_settled(&[&sink, &fwd], &sched);
+        });
+    }
+
+    #[test]
+    fn an_outside_waiter_is_woken_by_a_stop_or_a_release_racing_it() {
+        // A pressured receiver that stops (STOPPED set, then its lists taken) while a waiter
+        // registers, and one whose pressure is released: the waiter is woken or never waits.
+        for stop in [true, false] {
+            loom::model(move || {
+                let sched = Arc::new(Sched::default());
+                let r = actor(1, PRESSURED);
+                let (r2, sched2) = (r.clone(), sched.clone());
+                let unblocker = loom::thread::spawn(move || {
+                    if stop {
+                        r2.muting().word.set(STOPPED);
+                        r2.muting().unmute_senders(r2.actor_id(), &*sched2);
+                    } else {
+                        r2.muting()
+                            .clear_blocking_flag(r2.actor_id(), PRESSURED, &*sched2);
+                    }
+                });
+                let waiter = Waiter::new(noop_waker());
+                let waits = wait_on(&r, &waiter);
+                unblocker.join().unwrap();
+                if waits {
+                    assert!(waiter.is_woken(), "listed and never woken (stop: {stop})");
+                }
+                assert_eq!(r.muting().waiter_count(), 0);
+            });
+        }
     }
 
     #[test]

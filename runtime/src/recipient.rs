@@ -1,7 +1,8 @@
 //! [`Recipient`]: an address for one message type, whatever actor is behind it.
 
 use crate::cell::{Cell, Header, Task};
-use crate::error::SendError;
+use crate::error::{SendError, SendFailure};
+use crate::outside::{self, Ready, SendTarget, SendWhenReady};
 use crate::{Actor, ActorId};
 use std::fmt;
 use std::sync::Arc;
@@ -88,9 +89,29 @@ impl<M: Send + 'static> Recipient<M> {
     #[inline]
     pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
         match &self.task {
-            Some(task) => (self.deliver)(task, msg).map_err(SendError),
-            None => Err(SendError(msg)),
+            Some(task) => (self.deliver)(task, msg)
+                .map_err(|msg| SendError::new(msg, task.header().refusal_now())),
+            None => Err(SendError::new(msg, SendFailure::ActorStopped)),
         }
+    }
+
+    /// Sends from a thread outside the runtime, waiting while the receiver blocks: see
+    /// [`ActorRef::send_blocking`](crate::ActorRef::send_blocking).
+    pub fn send_blocking(&self, msg: M) -> Result<(), SendError<M>> {
+        if crate::scheduler::on_worker_thread() {
+            return Err(SendError::new(msg, SendFailure::OnWorkerThread));
+        }
+        match self.header().map(|h| outside::wait_ready(h, None)) {
+            None | Some(Ready::Now) => self.send(msg),
+            Some(Ready::Refused(reason)) => Err(SendError::new(msg, reason)),
+            Some(Ready::TimedOut) => unreachable!("no deadline"),
+        }
+    }
+
+    /// Sends from an async task once the receiver stops blocking: see
+    /// [`ActorRef::send_when_ready`](crate::ActorRef::send_when_ready).
+    pub fn send_when_ready(&self, msg: M) -> SendWhenReady<'_, M> {
+        SendWhenReady::new(self, msg)
     }
 
     /// The identity of the actor behind this address ([`ActorId::NONE`] for a
@@ -106,6 +127,16 @@ impl<M: Send + 'static> Recipient<M> {
 
     fn header(&self) -> Option<&Header> {
         self.task.as_ref().map(|t| t.header())
+    }
+}
+
+impl<M: Send + 'static> SendTarget<M> for Recipient<M> {
+    fn target_header(&self) -> Option<&Header> {
+        self.header()
+    }
+
+    fn deliver(&self, msg: M) -> Result<(), SendError<M>> {
+        self.send(msg)
     }
 }
 

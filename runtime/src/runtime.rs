@@ -179,17 +179,30 @@ impl Builder {
                 Wheel::start(format!("{}-timer", config.thread_name)).map_err(BuildError::Spawn)?
             }
         };
+        let watchdog = Parker::new();
         let shared = Arc::new(Shared::new(
             config.clone(),
             locals.iter().map(|l| l.stealer()).collect(),
             parkers.iter().map(|p| p.unparker().clone()).collect(),
             timers,
+            watchdog.unparker().clone(),
         ));
         let mut runtime = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(config.threads),
+            watchdog: None,
             finished: false,
         };
+        if shared.watchdog.enabled() {
+            let shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}-watchdog", config.thread_name))
+                .spawn(move || crate::scheduler::watchdog::run(shared, watchdog));
+            match spawned {
+                Ok(handle) => runtime.watchdog = Some(handle),
+                Err(e) => return Err(BuildError::Spawn(e)),
+            }
+        }
         for (index, (local, parker)) in locals.into_iter().zip(parkers).enumerate() {
             let shared = shared.clone();
             let spawned = std::thread::Builder::new()
@@ -243,11 +256,15 @@ impl Builder {
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// The thread that hands work stuck behind a long behaviour to other workers (none with a
+    /// single worker).
+    watchdog: Option<JoinHandle<()>>,
     finished: bool,
 }
 
 /// What a runtime did, returned when it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Report {
     /// Whether it ended because every actor was quiescent (rather than by `shutdown`).
     pub quiescent: bool,
@@ -280,6 +297,11 @@ impl Runtime {
     /// see, the actor never runs and is stopped with the others when the runtime is finished.)
     pub fn spawn<A: Actor>(&self, actor: A) -> ActorRef<A> {
         self.shared.spawn(actor, None)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// A cloneable handle for spawning and reading metrics from anywhere.
@@ -329,6 +351,11 @@ impl Runtime {
         self.finished = true;
         let quiescent = self.shared.reached_quiescence();
         self.shared.close();
+        // Before the sweep: the watchdog may be requeueing a task it took, which the sweep must
+        // then find in the injector. (Its only user code, a task's drop, runs contained.)
+        if let Some(watchdog) = self.watchdog.take() {
+            let _ = watchdog.join();
+        }
         let worker_panics = self
             .threads
             .drain(..)
@@ -433,6 +460,12 @@ impl RuntimeHandle {
         self.shared.mute_snapshot()
     }
 
+    /// The runtime's I/O registry: register a file descriptor and its readiness edges reach
+    /// your code on a worker (see [`Io`](crate::Io)).
+    pub fn io(&self) -> crate::Io {
+        crate::Io::new(self.shared.clone())
+    }
+
     /// Whether the runtime still accepts messages (not quiescent, not shut down).
     pub fn is_running(&self) -> bool {
         self.shared.is_open()
@@ -440,6 +473,34 @@ impl RuntimeHandle {
 
     /// Keeps the runtime alive (it will not end by quiescence) until the guard is dropped: for
     /// I/O sources, timers and anything outside the runtime that will send later.
+    ///
+    /// A thread that feeds the runtime from outside should hold one for as long as it sends:
+    /// without it, [`Runtime::wait`] may find the runtime quiescent between two sends, end it,
+    /// and every later send fails with [`SendFailure::RuntimeEnded`](crate::SendFailure).
+    ///
+    /// ```
+    /// use rein::{Actor, Context, Runtime};
+    ///
+    /// struct Sink;
+    /// impl Actor for Sink {
+    ///     type Msg = u32;
+    ///     fn handle(&mut self, _: &mut Context<Self>, _: u32) {}
+    /// }
+    ///
+    /// let rt = Runtime::new().unwrap();
+    /// let sink = rt.spawn(Sink);
+    /// let feeding = rt.handle().keep_alive();
+    /// let producer = std::thread::spawn(move || {
+    ///     let _feeding = feeding; // released when the thread is done
+    ///     for i in 0..1_000 {
+    ///         sink.send_blocking(i).unwrap();
+    ///     }
+    /// });
+    /// let report = rt.wait(); // waits for the producer, then for quiescence
+    /// producer.join().unwrap();
+    /// assert_eq!(report.metrics.messages, 1_000);
+    /// ```
+    #[must_use = "the runtime is kept alive only while the guard lives"]
     pub fn keep_alive(&self) -> KeepAlive {
         self.shared.retain();
         KeepAlive {
@@ -457,6 +518,7 @@ impl std::fmt::Debug for RuntimeHandle {
 }
 
 /// Keeps a runtime from ending by quiescence while it lives. See [`RuntimeHandle::keep_alive`].
+#[must_use = "the runtime is kept alive only while the guard lives: dropping it at once releases it"]
 pub struct KeepAlive {
     shared: Arc<Shared>,
 }

@@ -1,15 +1,36 @@
 //! The few synchronisation primitives that the loom models replace.
 //!
-//! The mailbox, the mute state word and the muting protocol (the per-actor muted-senders lists
-//! and the mute graph) are model-checked with loom: under `cfg(loom)` they are built on loom's
-//! atomics, cells and mutexes so that loom can explore every interleaving of the very code the
-//! runtime runs. Everything else in the runtime uses std and parking_lot directly.
+//! The mailbox, the mute state word, the muting protocol (the per-actor muted-senders lists, the
+//! outside waiters and the mute graph) and the hand-off of a busy worker's private work (`scheduler::handoff`) are
+//! model-checked with loom: under `cfg(loom)` they are built on loom's atomics, cells and
+//! mutexes so that loom can explore every interleaving of the very code the runtime runs.
+//! Everything else in the runtime uses std and parking_lot directly.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize};
+
+/// One round of a wait for another thread that is a few instructions from done (it may have been
+/// preempted, so yield now and then). Under loom, a yield, so that the model lets it progress.
+#[inline]
+pub(crate) fn spin(round: &mut u32) {
+    #[cfg(loom)]
+    {
+        let _ = round;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    {
+        *round = round.wrapping_add(1);
+        if *round % 64 == 0 {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
 
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
@@ -27,6 +48,11 @@ impl<T> UnsafeCell<T> {
 
     #[inline(always)]
     pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
         f(self.0.get())
     }
 }

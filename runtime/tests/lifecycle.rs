@@ -350,7 +350,8 @@ fn asking_an_actor_of_a_finished_runtime_fails_fast() {
     let started = std::time::Instant::now();
     assert_eq!(
         adder.ask(AdderMsg::Get, common::LIMIT),
-        Err(AskError::Stopped)
+        Err(AskError::RuntimeEnded),
+        "the cause is the runtime's end, not the actor's stop"
     );
     assert!(started.elapsed() < common::LIMIT / 2, "did not fail fast");
 }

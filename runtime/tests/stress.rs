@@ -369,6 +369,7 @@ struct Totals {
     messages: u64,
     mutes: u64,
     overloads: u64,
+    handoffs: u64,
 }
 
 /// Everything that must hold once a case has reached quiescence.
@@ -429,6 +430,7 @@ fn verify(tag: &Tag, case: &Case, report: &Report, backpressure: bool, totals: &
     totals.messages += total;
     totals.mutes += m.mutes;
     totals.overloads += m.overloads;
+    totals.handoffs += m.handoffs;
 }
 
 /// Starts a runtime for a case.
@@ -474,6 +476,9 @@ struct Node {
     /// When set, the node applies backpressure at random and releases it on a timer tick.
     auth: Option<AmbientAuth>,
     pressured: bool,
+    /// Percent of behaviours that end by sleeping a few milliseconds (after their sends), so
+    /// that the watchdog hands what this worker holds to the others mid-run.
+    slow: usize,
 }
 
 /// `Hop::from` of a release tick: a timer message, not traffic.
@@ -492,6 +497,7 @@ impl Node {
             self_edge: false,
             auth: None,
             pressured: false,
+            slow: 0,
         }
     }
 
@@ -576,6 +582,7 @@ impl Actor for Node {
             child.edges.push(ctx.myself());
             child.self_edge = self.rng.chance(30);
             child.auth = self.auth.clone();
+            child.slow = self.slow;
             let child = ctx.spawn(child);
             self.edges.push(child);
         }
@@ -586,6 +593,9 @@ impl Actor for Node {
             }
         }
         self.maybe_apply_pressure(ctx);
+        if self.slow > 0 && self.rng.chance(self.slow) {
+            std::thread::sleep(Duration::from_micros(self.rng.range(1_500, 4_000) as u64));
+        }
     }
 }
 
@@ -599,21 +609,82 @@ impl Drop for Node {
     }
 }
 
-/// Runs one random-graph case. `small_watermarks` forces `.watermarks(4, 16)`.
+/// Reads a Unix socket registered with the runtime's I/O until its end of stream: while it is
+/// registered, an idle worker waits in `epoll_wait` rather than its futex, so the graph's
+/// traffic has to wake that worker through the poller's waker (see `rein::Io`).
+struct SocketReader {
+    case: Arc<Case>,
+    stream: std::os::unix::net::UnixStream,
+    registration: Option<rein::IoRegistration>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Actor for SocketReader {
+    type Msg = rein::Readiness;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        use std::os::fd::AsRawFd;
+        let me = ctx.myself();
+        let owner = move |ready| {
+            let _ = me.send(ready);
+        };
+        let fd = self.stream.as_raw_fd();
+        let io = ctx.runtime().io();
+        self.registration = Some(
+            io.register(fd, rein::Interest::READABLE, owner)
+                .expect("register the socket"),
+        );
+    }
+
+    fn handle(&mut self, _: &mut Context<Self>, _: rein::Readiness) {
+        use std::io::Read;
+        self.case.internal.fetch_add(1, Relaxed);
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    // Deregistering lets the runtime end. No stop: an edge already queued
+                    // behind this one must still find the actor (or it would count as dropped).
+                    self.registration = None;
+                    return;
+                }
+                Ok(n) => {
+                    self.bytes.fetch_add(n as u64, Relaxed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => panic!("reading the socket: {e}"),
+            }
+        }
+    }
+}
+
+/// Runs one random-graph case. `small_watermarks` forces `.watermarks(4, 16)`; `slow` makes
+/// that percentage of behaviours sleep for a few milliseconds, on two or four workers. In
+/// parallel mode, half the cases also have a socket registered with the runtime's I/O, written
+/// to now and then while the feeders run, so that an idle worker waits in `epoll_wait`.
 fn random_graph_case(
     seed: u64,
     sched: Sched,
     small_watermarks: bool,
+    slow: usize,
     limit: Duration,
     totals: &mut Totals,
 ) {
     let mut rng = Rng::new(seed);
-    let threads = rng.pick(&[1, 2, 4]);
+    let threads = if slow > 0 {
+        rng.pick(&[2, 4])
+    } else {
+        rng.pick(&[1, 2, 4])
+    };
     let batch = rng.range(1, 200);
     let n = rng.range(2, 40);
     let feeders = rng.range(1, 4);
     let per_feeder = rng.range(10, 200);
-    let budget = rng.range(2_000, 25_000) as i64;
+    let budget = if slow > 0 {
+        rng.range(500, 3_000) as i64
+    } else {
+        rng.range(2_000, 25_000) as i64
+    };
     let spawn_budget = rng.range(0, 20) as i64;
     let backpressure = small_watermarks || !rng.chance(20);
     let pressure = rng.chance(50);
@@ -635,13 +706,26 @@ fn random_graph_case(
         desc: format!(
             "random graph: threads {threads}, batch {batch}, nodes {n}, feeders {feeders}x\
              {per_feeder}, budget {budget}, spawns {spawn_budget}, backpressure {backpressure}, \
-             watermarks {watermarks:?}, random apply/release {pressure}"
+             watermarks {watermarks:?}, random apply/release {pressure}, slow {slow}%"
         ),
     };
     eprintln!("{tag}");
 
     let case = Case::new(budget, spawn_budget);
     let (rt, auth) = build(sched, threads, batch, watermarks, backpressure);
+    let socket = (sched == Sched::Parallel && rng.chance(50)).then(|| {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("a socket pair");
+        ours.set_nonblocking(true).expect("non-blocking");
+        let bytes = Arc::new(AtomicU64::new(0));
+        rt.spawn(SocketReader {
+            case: case.clone(),
+            stream: ours,
+            registration: None,
+            bytes: bytes.clone(),
+        });
+        (theirs, bytes, rng.range(1, 40))
+    });
+    eprintln!("  socket: {}", socket.is_some());
     let nodes: Vec<ActorRef<Node>> = (0..n)
         .map(|_| {
             let id = case.new_id();
@@ -650,12 +734,26 @@ fn random_graph_case(
             // 0..=4 out-edges; self-edges and cycles arise naturally.
             node.initial_edges = (0..rng.range(0, 4)).map(|_| rng.below(n)).collect();
             node.auth = pressure.then(|| auth.clone());
+            node.slow = slow;
             rt.spawn(node)
         })
         .collect();
     assert!(case.directory.set(nodes.clone()).is_ok());
 
+    let written = socket.as_ref().map(|(_, _, writes)| *writes * 512);
+    let socket_bytes = socket.as_ref().map(|(_, bytes, _)| bytes.clone());
     std::thread::scope(|s| {
+        if let Some((mut theirs, _, writes)) = socket {
+            let mut srng = rng.fork();
+            s.spawn(move || {
+                use std::io::Write;
+                for _ in 0..writes {
+                    theirs.write_all(&[7u8; 512]).expect("write the socket");
+                    std::thread::sleep(Duration::from_micros(srng.range(0, 500) as u64));
+                }
+                // Dropped here: the reader sees the end of stream and deregisters.
+            });
+        }
         for _ in 0..feeders {
             let mut frng = rng.fork();
             let nodes = &nodes;
@@ -682,6 +780,13 @@ fn random_graph_case(
     drop(nodes);
     let report = wait(rt, &tag, limit);
     verify(&tag, &case, &report, backpressure, totals);
+    if let (Some(written), Some(got)) = (written, socket_bytes) {
+        assert_eq!(
+            got.load(Relaxed),
+            written as u64,
+            "{tag}: the socket's bytes did not all arrive"
+        );
+    }
 }
 
 #[test]
@@ -689,10 +794,28 @@ fn random_graphs_deliver_everything_once_in_per_sender_order() {
     let mut totals = Totals::default();
     for seed in seeds(1) {
         for sched in schedules(seed) {
-            random_graph_case(seed, sched, false, common::LIMIT, &mut totals);
+            random_graph_case(seed, sched, false, 0, common::LIMIT, &mut totals);
         }
     }
     assert!(totals.messages > 0, "no traffic at all: {totals:?}");
+}
+
+/// Behaviours that now and then sleep past the watchdog's tick, after sending: the actors they
+/// woke (in their worker's next slot) and those lingering on their worker are handed to the
+/// other workers mid-turn. Nothing may be lost, duplicated or reordered by that. Parallel mode
+/// only: the watchdog is a matter of real time, which deterministic mode does without.
+#[test]
+fn random_graphs_with_slow_behaviours_hand_work_over_without_losing_anything() {
+    let mut totals = Totals::default();
+    for seed in seeds(4) {
+        random_graph_case(seed, Sched::Parallel, false, 2, common::LIMIT, &mut totals);
+    }
+    assert!(totals.messages > 0, "no traffic at all: {totals:?}");
+    assert!(
+        totals.handoffs > 0,
+        "the watchdog never handed anything over: {totals:?}"
+    );
+    eprintln!("{totals:?}");
 }
 
 #[test]
@@ -700,7 +823,7 @@ fn random_graphs_with_small_watermarks_mute_without_losing_anything() {
     let mut totals = Totals::default();
     for seed in seeds(2) {
         for sched in schedules(seed) {
-            random_graph_case(seed, sched, true, common::LIMIT, &mut totals);
+            random_graph_case(seed, sched, true, 0, common::LIMIT, &mut totals);
         }
     }
     assert!(totals.messages > 0, "no traffic at all: {totals:?}");

@@ -8,6 +8,7 @@
 //! inherits another's heap, thread pool or warmed caches, and prints median
 //! tables in markdown (optionally CSV for `plot.py`).
 
+mod bridge;
 mod peers;
 mod rein_impl;
 mod runner;
@@ -81,6 +82,9 @@ enum Cmd {
     One(OneArgs),
     /// Run the framework × workload matrix, each run in a fresh child process.
     Matrix(runner::MatrixArgs),
+    /// An async round trip from a tokio task: `ask_async` to a rein actor against a tokio
+    /// oneshot to a tokio task, in one run.
+    Bridge(bridge::BridgeArgs),
 }
 
 #[derive(clap::Args)]
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::One(a) => run_one(a),
         Cmd::Matrix(m) => runner::run_matrix(m),
+        Cmd::Bridge(b) => bridge::run(b),
     }
 }
 

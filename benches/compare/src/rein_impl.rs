@@ -14,7 +14,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rein::{Actor, ActorRef, Context, Runtime};
+use rein::{Actor, ActorRef, Context, Runtime, Source};
 
 use crate::workloads::{self, BusyWork, Colour, Outcome, Params, Payload, Rng, Workload};
 
@@ -54,12 +54,14 @@ pub fn run(w: Workload, p: &Params, threads: usize) -> Result<Outcome, String> {
             recv(1)?
         }
         Workload::Counting => {
+            // The producer is rein's built-in `Source`: chunks of 100 per behaviour, muted by
+            // the runtime whenever the counter falls behind (the form the guide recommends;
+            // a plain loop in one behaviour would queue all N at once).
             let counter = rt.spawn(Counter { count: 0, report });
-            let producer = rt.spawn(Producer {
-                to: counter,
-                n: p.counting_n,
-            });
-            send(&producer, ());
+            let items = (0..p.counting_n)
+                .map(|_| CountMsg::Inc)
+                .chain(std::iter::once(CountMsg::Get));
+            rt.spawn(Source::new(items, counter));
             recv(1)?
         }
         Workload::Threadring => {
@@ -88,11 +90,14 @@ pub fn run(w: Workload, p: &Params, threads: usize) -> Result<Outcome, String> {
                     })
                 })
                 .collect();
-            for i in 0..p.fj_msgs {
-                for s in &sinks {
-                    send(s, i);
-                }
-            }
+            // The driver is an actor sending in chunks of 100 per behaviour (so the runtime can
+            // mute it), round robin over the sinks.
+            let driver = rt.spawn(FjDriver {
+                sinks,
+                next: 0,
+                total: p.fj_msgs * p.fj_actors,
+            });
+            send(&driver, ());
             recv(p.fj_actors)?
         }
         Workload::ForkjoinCreation => {
@@ -236,21 +241,6 @@ impl Actor for Pong {
     }
 }
 
-struct Producer {
-    to: ActorRef<Counter>,
-    n: u64,
-}
-
-impl Actor for Producer {
-    type Msg = ();
-    fn handle(&mut self, _: &mut Context<Self>, _: ()) {
-        for _ in 0..self.n {
-            send(&self.to, CountMsg::Inc);
-        }
-        send(&self.to, CountMsg::Get);
-    }
-}
-
 enum CountMsg {
     Inc,
     Get,
@@ -297,6 +287,28 @@ impl Actor for RingNode {
                     send(n, RingMsg::Token(h + 1));
                 }
             }
+        }
+    }
+}
+
+/// Sends message `i` to sink `i % sinks`, 100 per behaviour, then messages itself to go on.
+struct FjDriver {
+    sinks: Vec<ActorRef<FjSink>>,
+    next: u64,
+    total: u64,
+}
+
+impl Actor for FjDriver {
+    type Msg = ();
+    fn handle(&mut self, ctx: &mut Context<Self>, _: ()) {
+        let end = (self.next + 100).min(self.total);
+        let n = self.sinks.len() as u64;
+        while self.next < end {
+            send(&self.sinks[(self.next % n) as usize], self.next / n);
+            self.next += 1;
+        }
+        if self.next < self.total {
+            send(&ctx.myself(), ());
         }
     }
 }

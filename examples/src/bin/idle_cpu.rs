@@ -12,6 +12,7 @@ use rein_examples::{fail, RuntimeArgs};
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
+#[command(about = "How much CPU an idle runtime burns (target: under 1 % of one core)")]
 struct Args {
     /// Length of the quiet period measured.
     #[arg(long, default_value_t = 3)]

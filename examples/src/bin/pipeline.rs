@@ -23,7 +23,8 @@
 use clap::Parser;
 use rein::{Actor, ActorRef, Context, Recipient};
 use rein_examples::{
-    check_clean, check_eq, fail, human, peak_rss_kib, report_runtime, RuntimeArgs,
+    build, check_clean, check_eq, fail, human, peak_rss_kib, report_runtime, BackpressureArgs,
+    RuntimeArgs,
 };
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -51,6 +52,8 @@ struct Args {
     work_ns: u64,
     #[command(flatten)]
     runtime: RuntimeArgs,
+    #[command(flatten)]
+    backpressure: BackpressureArgs,
 }
 
 fn spin(iterations: u64) -> u64 {
@@ -144,7 +147,7 @@ fn main() {
     if args.width == 0 || args.chunk == 0 {
         fail("--width and --chunk must be at least 1");
     }
-    let backpressure = !args.runtime.no_backpressure;
+    let backpressure = !args.backpressure.no_backpressure;
     println!(
         "pipeline: source -> {} lane(s) of {} forwarder(s) -> sink (~{} ns/msg), {} messages, backpressure {}",
         args.width,
@@ -153,7 +156,7 @@ fn main() {
         args.messages,
         if backpressure { "ON" } else { "OFF" }
     );
-    let rt = args.runtime.build();
+    let rt = build(args.backpressure.apply(args.runtime.builder()));
     let handled = Arc::new(AtomicU64::new(0));
     let sink_peak = Arc::new(Peak::default());
     let sink: ActorRef<Sink> = rt.spawn(Sink {

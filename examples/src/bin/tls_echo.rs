@@ -215,10 +215,7 @@ fn protocols(alpn: &[String]) -> Vec<&[u8]> {
 fn serve(reactor: &Reactor, auth: &AmbientAuth, port: u16, tls: TlsServer) {
     let (tx, rx) = channel();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let opts = ListenOptions {
-        tls: Some(tls),
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().tls(tls);
     let server = Server { listening: tx };
     TcpListener::bind(reactor, &TcpListenAuth::new(auth), addr, server, opts);
     match rx.recv_timeout(Duration::from_secs(10)) {
@@ -238,10 +235,7 @@ fn run_client(reactor: &Reactor, auth: &AmbientAuth, port: u16, tls: TlsClient, 
         tls: None,
         done: tx,
     };
-    let opts = ConnectionOptions {
-        tls: Some(tls),
-        ..ConnectionOptions::default()
-    };
+    let opts = ConnectionOptions::default().tls(tls);
     let auth = TcpConnectAuth::new(auth);
     TcpConnection::connect(reactor, &auth, "127.0.0.1", port, client, opts);
     match rx.recv() {

@@ -71,6 +71,7 @@ use socket::Socket;
 use state::{CloseRequest, Closing, Delivery, Inbound, Mute, Outbound, Stage, Throttle};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use write_queue::Flushed;
 
@@ -306,6 +307,13 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     }
 
     fn connect_failed(&mut self, ctx: &mut Context<Self>, reason: ConnectError) {
+        #[cfg(feature = "tracing")]
+        tracing::debug!(
+            target: "rein_net::socket",
+            conn = ctx.id().as_u64(),
+            reason = %reason,
+            "connect failed"
+        );
         self.connect = None;
         self.handler.connect_failed(reason);
         self.end(ctx, CloseReason::Closed);
@@ -593,6 +601,23 @@ impl<H: ConnectionHandler> TcpConnection<H> {
         };
         self.core.stage = Stage::Closed;
         self.tls.release();
+        #[cfg(feature = "tracing")]
+        match &reason {
+            CloseReason::Error(e) => tracing::warn!(
+                target: "rein_net::socket",
+                conn = ctx.id().as_u64(),
+                peer = ?self.core.peer,
+                error = %e,
+                "connection ended by a socket error"
+            ),
+            CloseReason::Reset => tracing::debug!(
+                target: "rein_net::socket",
+                conn = ctx.id().as_u64(),
+                peer = ?self.core.peer,
+                "connection reset by the peer"
+            ),
+            _ => {}
+        }
         self.socket = None;
         self.connect = None;
         for timer in [self.idle_timer.take(), self.linger_timer.take()]
@@ -710,6 +735,16 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
             }
             Msg::Close => self.core.request.graceful(CloseReason::Closed),
             Msg::Abort => self.core.request.abort(CloseReason::Aborted),
+            Msg::Ready(ready) if ready.failed => {
+                // The runtime's readiness polling failed: no edge will come again, so the
+                // connection cannot go on. Say so rather than hang.
+                let e = io::Error::other("the runtime's readiness polling failed");
+                if self.core.stage == Stage::Connecting {
+                    self.connect_failed(ctx, ConnectError::Io(e));
+                } else {
+                    self.core.request.abort(CloseReason::Error(Arc::new(e)));
+                }
+            }
             Msg::Ready(ready) => {
                 if self.core.stage == Stage::Connecting {
                     if ready.writable || ready.closed {

@@ -140,12 +140,12 @@ impl<M: Send + 'static> ConnRef<M> {
     /// Delivers `msg` to the handler's [`message`](crate::ConnectionHandler::message). Hands
     /// it back if the connection has ended.
     pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
-        self.to
-            .send(ConnMsg(Msg::User(msg)))
-            .map_err(|e| match e.0 .0 {
-                Msg::User(msg) => SendError(msg),
+        self.to.send(ConnMsg(Msg::User(msg))).map_err(|e| {
+            e.map(|back| match back.0 {
+                Msg::User(msg) => msg,
                 _ => unreachable!("the message handed back is the one sent"),
             })
+        })
     }
 
     /// Queues `bytes` for writing, whatever the write queue holds: backpressure, not a
@@ -181,6 +181,12 @@ impl<M: Send + 'static> ConnRef<M> {
     /// The connection actor's identity.
     pub fn id(&self) -> ActorId {
         self.to.id()
+    }
+
+    /// Delivers a readiness edge by hand, as the runtime's poller would.
+    #[cfg(test)]
+    pub(crate) fn ready_for_test(&self, ready: crate::Readiness) {
+        let _ = self.to.send(ConnMsg(Msg::Ready(ready)));
     }
 
     /// Whether the connection has ended (sends would be handed back).

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 /// Per-connection settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConnectionOptions {
     /// Queued bytes at which the connection throttles (default 64 KiB).
     pub high_watermark: usize,
@@ -69,5 +70,88 @@ impl Default for ConnectionOptions {
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+}
+
+/// Setters, for building options from the defaults: `ConnectionOptions::default().high_watermark(..)`. (The
+/// struct is `#[non_exhaustive]`, so that new settings are not breaking changes.)
+impl ConnectionOptions {
+    /// Sets `high_watermark` (see the field for its meaning and default).
+    pub fn high_watermark(mut self, value: usize) -> Self {
+        self.high_watermark = value;
+        self
+    }
+
+    /// Sets `low_watermark` (see the field for its meaning and default).
+    pub fn low_watermark(mut self, value: usize) -> Self {
+        self.low_watermark = value;
+        self
+    }
+
+    /// Sets `read_per_turn` (see the field for its meaning and default).
+    pub fn read_per_turn(mut self, value: usize) -> Self {
+        self.read_per_turn = value;
+        self
+    }
+
+    /// Sets `nodelay` (see the field for its meaning and default).
+    pub fn nodelay(mut self, value: bool) -> Self {
+        self.nodelay = value;
+        self
+    }
+
+    /// Sets `keepalive` to `Some(value)` (see the field for its meaning and default).
+    pub fn keepalive(mut self, value: Duration) -> Self {
+        self.keepalive = Some(value);
+        self
+    }
+
+    /// Sets `send_buffer_size` to `Some(value)` (see the field for its meaning and default).
+    pub fn send_buffer_size(mut self, value: usize) -> Self {
+        self.send_buffer_size = Some(value);
+        self
+    }
+
+    /// Sets `recv_buffer_size` to `Some(value)` (see the field for its meaning and default).
+    pub fn recv_buffer_size(mut self, value: usize) -> Self {
+        self.recv_buffer_size = Some(value);
+        self
+    }
+
+    /// Sets `idle_timeout` to `Some(value)` (see the field for its meaning and default).
+    pub fn idle_timeout(mut self, value: Duration) -> Self {
+        self.idle_timeout = Some(value);
+        self
+    }
+
+    /// Sets `connect_timeout` (see the field for its meaning and default).
+    pub fn connect_timeout(mut self, value: Duration) -> Self {
+        self.connect_timeout = value;
+        self
+    }
+
+    /// Sets `attempt_delay` (see the field for its meaning and default).
+    pub fn attempt_delay(mut self, value: Duration) -> Self {
+        self.attempt_delay = value;
+        self
+    }
+
+    /// Sets `close_linger` (see the field for its meaning and default).
+    pub fn close_linger(mut self, value: Duration) -> Self {
+        self.close_linger = value;
+        self
+    }
+
+    /// Sets `mailbox_watermarks` (see the field for its meaning and default).
+    pub fn mailbox_watermarks(mut self, value: Option<(usize, usize)>) -> Self {
+        self.mailbox_watermarks = value;
+        self
+    }
+
+    /// Sets `tls` to `Some(value)`: a client handshake once TCP is up (see the field).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, value: crate::TlsClient) -> Self {
+        self.tls = Some(value);
+        self
     }
 }

@@ -1,10 +1,11 @@
 //! The connection's socket: the one place that knows where readiness comes from.
 //!
-//! Why a module of its own: today a socket is registered with the [`Reactor`]'s I/O thread,
-//! which sends each readiness edge to the connection as a message. Moving readiness onto the
-//! runtime's workers (net v2, part 1) should change this file and the reactor, not the
-//! connection's logic, which only sees "readable / writable / closed" messages and calls the
-//! methods below. Everything here is a thin wrapper over one system call or socket option.
+//! Why a module of its own: a socket is registered through the [`Reactor`] with the runtime's
+//! readiness driver, whose poller (an idle worker) sends each edge to the connection as a
+//! message. Where readiness comes from is this file's and the reactor's business, not the
+//! connection's logic, which only sees "readable / writable / closed / failed" messages and
+//! calls the methods below. Everything here is a thin wrapper over one system call or socket
+//! option.
 
 use super::msg::{ConnMsg, Msg};
 use super::read_buf::ReadBuf;

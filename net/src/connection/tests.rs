@@ -206,3 +206,39 @@ fn an_io_error_while_reading_ends_the_connection_with_that_error() {
     assert!(rest.is_empty());
     finish(rt, &reactor);
 }
+
+#[test]
+fn a_failed_poller_ends_the_connection_with_a_reason() {
+    // When the runtime's readiness polling fails, every registered source's owner hears a
+    // `failed` edge (rein's own test injects the failure); a connection must end with an error
+    // that says so, not wait for edges that will never come.
+    let (rt, auth) = rein::Runtime::builder()
+        .threads(1)
+        .build_with_auth()
+        .unwrap();
+    let reactor = Reactor::start(&rt.handle()).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (local_tx, local_rx) = channel();
+    let (closed_tx, closed_rx) = channel();
+    let handler = Reporter {
+        local: local_tx,
+        closed: closed_tx,
+    };
+    let auth = TcpConnectAuth::new(&auth);
+    let conn = TcpConnection::connect_addrs(
+        &reactor,
+        &auth,
+        vec![addr],
+        handler,
+        ConnectionOptions::default(),
+    );
+    let (_peer, _) = listener.accept().unwrap();
+    local_rx.recv_timeout(WAIT).unwrap();
+    conn.ready_for_test(Readiness::poll_failed());
+    match closed_rx.recv_timeout(WAIT).unwrap() {
+        CloseReason::Error(e) => assert!(e.to_string().contains("polling failed"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    finish(rt, &reactor);
+}

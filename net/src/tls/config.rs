@@ -65,7 +65,7 @@ fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsConfigErr
 /// ```no_run
 /// use rein_net::{ListenOptions, TlsServer};
 /// let tls = TlsServer::from_pem_files("cert.pem", "key.pem").expect("certificate and key");
-/// let opts = ListenOptions { tls: Some(tls.alpn(&[b"http/1.1"])), ..Default::default() };
+/// let opts = ListenOptions::default().tls(tls.alpn(&[b"http/1.1"]));
 /// ```
 #[derive(Debug, Clone)]
 pub struct TlsServer {
@@ -143,7 +143,7 @@ impl TlsServer {
 /// ```
 /// use rein_net::{ConnectionOptions, TlsClient};
 /// let tls = TlsClient::mozilla_roots().expect("a crypto provider").alpn(&[b"http/1.1"]);
-/// let opts = ConnectionOptions { tls: Some(tls), ..Default::default() };
+/// let opts = ConnectionOptions::default().tls(tls);
 /// ```
 #[derive(Debug, Clone)]
 pub struct TlsClient {

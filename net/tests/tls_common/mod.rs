@@ -168,10 +168,7 @@ pub fn listen<H: ConnectionHandler>(
     make: impl FnMut() -> H + Send + 'static,
 ) -> (ListenerRef, SocketAddr, Receiver<Ev>) {
     let (tx, rx) = channel();
-    let opts = ListenOptions {
-        tls: Some(tls),
-        ..ListenOptions::default()
-    };
+    let opts = ListenOptions::default().tls(tls);
     let server = Server { events: tx, make };
     let addr = "127.0.0.1:0".parse().unwrap();
     let listener = TcpListener::bind(reactor, &TcpListenAuth::new(auth), addr, server, opts);
@@ -190,10 +187,7 @@ pub fn connect<H: ConnectionHandler>(
     tls: TlsClient,
     handler: H,
 ) -> ConnRef<H::Msg> {
-    let opts = ConnectionOptions {
-        tls: Some(tls),
-        ..ConnectionOptions::default()
-    };
+    let opts = ConnectionOptions::default().tls(tls);
     TcpConnection::connect(
         reactor,
         &TcpConnectAuth::new(auth),

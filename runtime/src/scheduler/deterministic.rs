@@ -42,6 +42,8 @@ struct State {
     rng: u64,
     /// Workers that found nothing to do since any worker last did something.
     idle: Vec<bool>,
+    /// Work arrived from outside while the baton was held: the holder must not put it down.
+    kicked: bool,
 }
 
 /// What a round's holder must do after its round.
@@ -79,6 +81,7 @@ impl Baton {
                 closed: false,
                 rng: seed,
                 idle: vec![false; workers],
+                kicked: false,
             }),
             turn: (0..workers).map(|_| Condvar::new()).collect(),
         }
@@ -136,10 +139,16 @@ impl Baton {
     }
 
     /// Every worker is idle and nothing is pending: put the baton down until [`Baton::kick`].
+    /// If work arrived from outside since the holder looked (a kick while it held the baton),
+    /// hand the baton on instead: that work would otherwise wait for a kick that already came.
     pub(crate) fn put_down(&self, me: usize) {
         let mut state = self.state.lock();
         debug_assert_eq!(state.holder, Some(me));
-        state.holder = None;
+        if std::mem::take(&mut state.kicked) {
+            self.hand_to_pick(state);
+        } else {
+            state.holder = None;
+        }
     }
 
     /// Starts the first round (the runtime was armed). Idempotent.
@@ -151,11 +160,17 @@ impl Baton {
         }
     }
 
-    /// Work arrived from outside the workers: if the baton is down, pick it up again.
+    /// Work arrived from outside the workers: if the baton is down, pick it up again; if it is
+    /// held, make sure the holder does not put it down without another look.
     pub(crate) fn kick(&self) {
-        let state = self.state.lock();
-        if state.started && !state.closed && state.holder.is_none() {
+        let mut state = self.state.lock();
+        if !state.started || state.closed {
+            return;
+        }
+        if state.holder.is_none() {
             self.hand_to_pick(state);
+        } else {
+            state.kicked = true;
         }
     }
 

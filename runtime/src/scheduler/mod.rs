@@ -35,7 +35,18 @@
 //! idle, so request/response pairs keep their locality. When some worker sleeps, lingering
 //! actors with mail beyond the first go to the worker's stealable queue (and one sleeper is
 //! woken), so idle workers can share them; otherwise they keep lingering and are taken one at a
-//! time, round the list, so that their turns can linger again.
+//! time, round the list, so that their turns can linger again. A worker whose own turn runs long
+//! cannot look at them: the watchdog does (below).
+//!
+//! # Work stuck behind a long behaviour
+//! The next slot and the lingering list are private to their worker, which is what makes them
+//! cheap, and they pay off only because the worker gets back to them within microseconds. A
+//! behaviour that sleeps or computes for long would make them wait however idle the other workers
+//! are. So both live in the worker's [`Core`], shared with the [`watchdog`]: a thread that, while
+//! some worker holds such work, looks every half millisecond for a worker whose turn counter has
+//! not moved, and hands its next slot and its lingering actors with mail to the others (through
+//! the injector). [`handoff`] has the two protocols that keep that sound; the worker pays one
+//! CAS per next-slot hand-off and one per turn in which it lingers on something.
 //!
 //! # Sleeping without lost wake-ups
 //! A worker registers as sleeping (SeqCst), re-checks every queue, and only then parks; a thread
@@ -43,13 +54,18 @@
 //! the other, so work is never left with every worker asleep.
 
 mod deterministic;
+mod handoff;
+pub(crate) mod watchdog;
 mod worker;
 
 pub(crate) use worker::{on_worker_thread, Worker};
 
 use deterministic::Baton;
+use handoff::{Lendable, NextSlot};
+use watchdog::Watchdog;
 
 use crate::cell::{Cell, Runnable, Task};
+use crate::io::{Driver, NO_POLLER};
 use crate::metrics::{Counters, Metrics, WorkerMetrics, WorkerStats};
 use crate::mute_graph::MuteGraph;
 use crate::registry::Registry;
@@ -62,7 +78,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::Ordering::{AcqRel, Relaxed, SeqCst};
 use std::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 /// Rounds a worker looks for work before parking (each a spin-loop hint, every 16th a yield):
@@ -72,6 +88,18 @@ const SPIN_BEFORE_PARK: u32 = 64;
 const RUNNING: u8 = 0;
 const QUIESCENT: u8 = 1;
 const CLOSED: u8 = 2;
+
+/// What a worker holds that only it runs, shared so that the watchdog can hand it to the others
+/// while the worker is stuck in a long behaviour (see [`handoff`] and [`watchdog`]). Written by
+/// its worker; one cache line, read by the watchdog once per tick.
+pub(crate) struct Core {
+    /// The next slot: an actor woken by a send from this worker, to run next here.
+    pub(crate) next: NextSlot<Task>,
+    /// Drained actors this worker keeps activated, their activations held by the mailbox's
+    /// lingering token. Entries may be stale (claimed by a sender since): the token, not this
+    /// list, says who holds an activation. Lent to the watchdog for the length of each turn.
+    pub(crate) lingering: Lendable<Vec<Task>>,
+}
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
@@ -99,6 +127,12 @@ pub(crate) struct Shared {
     pub(crate) mute_graph: MuteGraph,
     /// Deterministic mode only: who may run now (see [`deterministic`]).
     baton: Option<Baton>,
+    /// Per worker: its next slot and lingering list.
+    pub(crate) cores: Box<[CachePadded<Core>]>,
+    /// The readiness driver, made on the first I/O registration (see [`crate::io`]).
+    io: OnceLock<Driver>,
+    io_init: Mutex<()>,
+    pub(crate) watchdog: Watchdog,
     /// Makes the next worker that finds a task panic outside the turn (see `Worker::run`).
     #[cfg(test)]
     pub(crate) inject_fault: AtomicBool,
@@ -110,6 +144,7 @@ impl Shared {
         stealers: Vec<Stealer<Task>>,
         unparkers: Vec<Unparker>,
         timers: Arc<Wheel>,
+        watchdog: Unparker,
     ) -> Self {
         let n = config.threads;
         Shared {
@@ -132,6 +167,17 @@ impl Shared {
             timers,
             mute_graph: MuteGraph::new(),
             baton: config.deterministic.map(|seed| Baton::new(n, seed)),
+            cores: (0..n)
+                .map(|_| {
+                    CachePadded::new(Core {
+                        next: NextSlot::new(),
+                        lingering: Lendable::new(Vec::new()),
+                    })
+                })
+                .collect(),
+            watchdog: Watchdog::new(n, config.deterministic.is_some(), watchdog),
+            io: OnceLock::new(),
+            io_init: Mutex::new(()),
             config,
             #[cfg(test)]
             inject_fault: AtomicBool::new(false),
@@ -146,6 +192,19 @@ impl Shared {
     #[inline]
     pub(crate) fn is_open(&self) -> bool {
         self.state.load(Relaxed) == RUNNING
+    }
+
+    /// Whether every worker is on the sleepers list (SeqCst: see `watchdog::run`).
+    pub(crate) fn all_asleep(&self) -> bool {
+        self.num_sleeping.load(SeqCst) == self.threads()
+    }
+
+    /// Activations ended by a thread that is not a worker of this runtime and started by no one
+    /// there (the watchdog's claims): counted like an outside thread's, then quiescence is checked
+    /// again, since the ending may be what it waited for.
+    pub(crate) fn activations_ended_outside(&self, n: i64) {
+        self.external_activations.fetch_sub(n, SeqCst);
+        self.try_quiesce();
     }
 
     /// Spawns `actor`. On a worker of this runtime it always succeeds (a runtime that is shutting
@@ -218,7 +277,7 @@ impl Shared {
     }
 
     /// Schedules an actor whose mailbox count just left zero.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn schedule_activation(&self, task: Task, worker: Option<&Worker>) {
         match worker {
             Some(w) => {
@@ -263,18 +322,87 @@ impl Shared {
         if self.num_sleeping.load(SeqCst) == 0 {
             return;
         }
+        let io = self.io.get();
         let mut sleepers = self.sleepers.lock();
-        if let Some(index) = sleepers.pop() {
-            self.num_sleeping.fetch_sub(1, SeqCst);
-            self.notified[index].store(true, SeqCst);
-            drop(sleepers);
-            self.unparkers[index].unpark();
+        // Rather a sleeper in its futex than the one watching sockets, which keeps watching.
+        let poller = io.map_or(NO_POLLER, Driver::poller);
+        let Some(pos) = sleepers
+            .iter()
+            .rposition(|&i| i != poller)
+            .or_else(|| sleepers.len().checked_sub(1))
+        else {
+            return;
+        };
+        let index = sleepers.swap_remove(pos);
+        self.num_sleeping.fetch_sub(1, SeqCst);
+        // The flag's store, then (in `wake_worker`) a fence and a load of the poller: the
+        // waker's half of the pair whose other half is `Driver::poll` (see `crate::io`).
+        self.notified[index].store(true, SeqCst);
+        drop(sleepers);
+        self.wake_worker(index, io);
+    }
+
+    /// Wakes worker `index`, wherever it sleeps: its futex, or `epoll_wait`. The caller has
+    /// just set `notified[index]`.
+    fn wake_worker(&self, index: usize, io: Option<&Driver>) {
+        self.unparkers[index].unpark();
+        if let Some(io) = io {
+            // Between the flag's store and the poller's load: see `crate::io`.
+            fence(SeqCst);
+            if io.poller() == index {
+                io.wake();
+            }
         }
     }
 
     fn wake_all(&self) {
         for u in self.unparkers.iter() {
             u.unpark();
+        }
+        if let Some(io) = self.io.get() {
+            io.wake();
+        }
+    }
+
+    /// The readiness driver, if some source was ever registered.
+    #[inline]
+    pub(crate) fn io(&self) -> Option<&Driver> {
+        self.io.get()
+    }
+
+    /// The readiness driver, made now if need be. Deterministic mode has none.
+    pub(crate) fn io_driver(&self) -> std::io::Result<&Driver> {
+        if let Some(io) = self.io.get() {
+            return Ok(io);
+        }
+        if self.baton.is_some() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "a runtime in deterministic mode has no I/O: readiness cannot be replayed",
+            ));
+        }
+        let _init = self.io_init.lock();
+        if self.io.get().is_none() {
+            let _ = self.io.set(Driver::new()?);
+        }
+        Ok(self.io.get().expect("just set"))
+    }
+
+    /// Takes whatever readiness is there without blocking, if no other worker polls: a busy
+    /// worker's look, so that sockets are served while every worker runs actors.
+    /// Returns whether it delivered any edge.
+    #[inline]
+    pub(crate) fn poll_io(&self, worker: &Worker) -> bool {
+        match self
+            .io
+            .get()
+            .and_then(|io| io.poll(worker.index(), false, || true))
+        {
+            Some(edges) if !edges.is_empty() => {
+                edges.deliver();
+                true
+            }
+            _ => false,
         }
     }
 
@@ -286,6 +414,11 @@ impl Shared {
                 Steal::Retry => continue,
             }
         }
+    }
+
+    /// Whether worker `index`'s stealable queue holds a task: a racy reading.
+    pub(crate) fn has_queued(&self, index: usize) -> bool {
+        !self.stealers[index].is_empty()
     }
 
     fn has_stealable_work(&self) -> bool {
@@ -303,7 +436,17 @@ impl Shared {
                 return true;
             }
             if round % 16 == 15 {
-                std::thread::yield_now();
+                // Sockets too, where there are any: a request that arrives now is served at
+                // once rather than after the worker has settled into `epoll_wait`. With sockets
+                // about, no yield: on a loaded machine a yield can cost a whole time slice,
+                // right when a reply is due.
+                if self.io.get().is_some() {
+                    if self.poll_io(worker) {
+                        return true;
+                    }
+                } else {
+                    std::thread::yield_now();
+                }
             } else {
                 std::hint::spin_loop();
             }
@@ -332,7 +475,21 @@ impl Shared {
             if self.notified[index].swap(false, AcqRel) {
                 return true;
             }
-            worker.park();
+            // The first sleeper to get there waits in `epoll_wait` rather than its futex, so
+            // that a socket's edge runs its owner's turn here, with no hand-off.
+            let woken = || self.notified[index].load(SeqCst);
+            match self.io.get().and_then(|io| io.poll(index, true, woken)) {
+                Some(edges) if !edges.is_empty() => {
+                    // Awake before the owners' sends queue work on this worker: a worker on the
+                    // sleepers list must not hold unpublished activations (quiescence, 4.4).
+                    self.cancel_sleep(index);
+                    edges.deliver();
+                    return true;
+                }
+                // Woken, or nothing came: look at the flags again.
+                Some(_) => {}
+                None => worker.park(),
+            }
         }
     }
 
@@ -447,6 +604,7 @@ impl Shared {
     pub(crate) fn close(&self) {
         let _ = self.state.compare_exchange(RUNNING, CLOSED, SeqCst, SeqCst);
         self.timers.close();
+        self.watchdog.close();
         self.finish_waiters();
     }
 
@@ -475,17 +633,19 @@ impl Shared {
     pub(crate) fn metrics(&self) -> Metrics {
         let c = &self.counters;
         let spawned = c.spawned.get();
+        let workers: Vec<WorkerMetrics> = self
+            .stats
+            .iter()
+            .map(|s| WorkerMetrics {
+                messages: s.messages.load(Relaxed),
+                turns: s.turns.load(Relaxed),
+                steals: s.steals.load(Relaxed),
+                parks: s.parks.load(Relaxed),
+            })
+            .collect();
         Metrics {
-            workers: self
-                .stats
-                .iter()
-                .map(|s| WorkerMetrics {
-                    messages: s.messages.load(Relaxed),
-                    turns: s.turns.load(Relaxed),
-                    steals: s.steals.load(Relaxed),
-                    parks: s.parks.load(Relaxed),
-                })
-                .collect(),
+            messages: workers.iter().map(|w| w.messages).sum(),
+            workers,
             spawned,
             live_actors: spawned.saturating_sub(c.stopped.get() + c.collected.get()),
             scheduled_actors: self
@@ -496,6 +656,8 @@ impl Shared {
                 + self.external_activations.load(Relaxed),
             dropped_messages: c.dropped.get(),
             panics: c.panics.get() + self.timers.panics(),
+            handoffs: c.handoffs.get(),
+            io_failures: self.io.get().map_or(0, |io| io.failures.load(Relaxed)),
             mutes: c.mutes.get(),
             unmutes: c.unmutes.get(),
             cycle_refusals: c.cycle_refusals.get(),

@@ -2,15 +2,21 @@
 //! bookkeeping for muting.
 //!
 //! Each worker owns a FIFO crossbeam deque that others steal from, plus a one-task *next slot*
-//! that they cannot steal: an actor woken by a send from this worker goes there, so a
-//! request/response pair keeps bouncing on one core with hot caches instead of waking another
+//! that other workers do not steal from: an actor woken by a send from this worker goes there, so
+//! a request/response pair keeps bouncing on one core with hot caches instead of waking another
 //! worker on every message (tokio's LIFO slot does the same). The next slot yields to the queue
 //! after a few consecutive uses whenever other actors are waiting, so it cannot starve them.
+//!
+//! The next slot and the lingering list live in the worker's [`Core`], shared with
+//! the watchdog: if this worker's turn runs long, the watchdog takes what they hold to the other
+//! workers (see [`super::watchdog`]). Only this worker's thread calls the owner methods of the
+//! core's [`NextSlot`](super::handoff::NextSlot) and [`Lendable`](super::handoff::Lendable).
 
 use super::deterministic::{AfterRound, Baton};
-use super::Shared;
+use super::{Core, Shared};
 use crate::cell::{Header, Task};
 use crate::mailbox::LINGER_TOKEN;
+use crate::metrics::WorkerStats;
 use crossbeam_deque::Steal;
 use crossbeam_utils::sync::Parker;
 use std::cell::{Cell, RefCell};
@@ -18,6 +24,12 @@ use std::ptr;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 
+/// Tasks this worker's queue must hold before a push wakes a sleeping worker to share them. One
+/// queued task is what this worker runs next anyway: waking another worker for it costs a futex
+/// wake here and a steal there, and splits a producer from its consumer across cores (counting
+/// on two workers ran at half its one-worker rate). The watchdog covers a lone task stuck behind
+/// a long behaviour.
+const WAKE_THRESHOLD: usize = 2;
 /// Consecutive next-slot runs allowed while other actors wait in the queue.
 const NEXT_SLOT_STREAK: u32 = 3;
 /// Check the injector first every this many picks, so outside work is never starved.
@@ -38,9 +50,12 @@ pub(crate) fn on_worker_thread() -> bool {
 pub(crate) struct Worker {
     index: usize,
     shared: Arc<Shared>,
+    /// `&shared.cores[index]` and `&shared.stats[index]`, kept at hand: the next slot is on
+    /// every hand-off's path, and the figures are published at the end of every turn.
+    core: *const Core,
+    stats: *const WorkerStats,
     local: crossbeam_deque::Worker<Task>,
     parker: Parker,
-    next: Cell<Option<Task>>,
     next_streak: Cell<u32>,
     tick: Cell<u32>,
     rng: Cell<u32>,
@@ -52,12 +67,16 @@ pub(crate) struct Worker {
     current: Cell<*const Header>,
     /// Receivers that blocked when the current behaviour sent to them.
     blocking: RefCell<Vec<Task>>,
-    /// Drained actors this worker keeps activated, their activations held by the mailbox's
-    /// lingering token. Entries may be stale (claimed by a sender since): the token, not this
-    /// list, says who holds an activation.
-    lingering: RefCell<Vec<Task>>,
+    /// Whether the running turn lends the lingering list to the watchdog.
+    lending: Cell<bool>,
+    /// Whether the lingering list is non-empty (kept by `with_lingering`), so that a turn need
+    /// not look at the list to decide whether to lend it.
+    lingers: Cell<bool>,
     /// Where the next look for a lingering actor with mail starts.
     linger_cursor: Cell<usize>,
+    /// Whether a turn runs now (user code may run long), rather than the loop between turns
+    /// (which runs whatever the next slot holds at once).
+    in_turn: Cell<bool>,
 }
 
 impl Worker {
@@ -67,12 +86,15 @@ impl Worker {
         local: crossbeam_deque::Worker<Task>,
         parker: Parker,
     ) -> Self {
+        let core: *const Core = &*shared.cores[index];
+        let stats: *const WorkerStats = &*shared.stats[index];
         Worker {
             index,
+            core,
+            stats,
             shared,
             local,
             parker,
-            next: Cell::new(None),
             next_streak: Cell::new(0),
             tick: Cell::new(0),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
@@ -82,13 +104,61 @@ impl Worker {
             steals: Cell::new(0),
             current: Cell::new(ptr::null()),
             blocking: RefCell::new(Vec::new()),
-            lingering: RefCell::new(Vec::new()),
+            lending: Cell::new(false),
+            lingers: Cell::new(false),
             linger_cursor: Cell::new(0),
+            in_turn: Cell::new(false),
         }
     }
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// This worker's next slot and lingering list. Only this worker calls their owner methods.
+    #[inline]
+    fn core(&self) -> &Core {
+        // SAFETY: `core` points into `shared.cores`, a boxed slice that `shared` (which this
+        // worker holds) never reallocates or frees while it lives.
+        unsafe { &*self.core }
+    }
+
+    /// This worker's published figures.
+    #[inline]
+    fn stats(&self) -> &WorkerStats {
+        // SAFETY: as for `core`, in `shared.stats`.
+        unsafe { &*self.stats }
+    }
+
+    /// Takes the next slot's task, unless the watchdog took it.
+    #[inline]
+    fn take_next(&self) -> Option<Task> {
+        // SAFETY: this worker owns its core's slot, and this is its thread.
+        unsafe { self.core().next.take() }
+    }
+
+    /// Changes the lingering list. `f` must not run user code (drop tasks outside it).
+    #[inline]
+    fn with_lingering<R>(&self, f: impl FnOnce(&mut Vec<Task>) -> R) -> R {
+        debug_assert!(!self.lending.get());
+        // SAFETY: this worker owns its core's list, this is its thread, and the list is lent only
+        // between `begin_turn` and `end_turn`, inside which nothing calls this (turns touch the
+        // list only once they have ended: `may_linger`, `linger`).
+        unsafe {
+            self.core().lingering.with_mut(|lingering| {
+                let r = f(lingering);
+                self.lingers.set(!lingering.is_empty());
+                r
+            })
+        }
+    }
+
+    /// Reads the lingering list (owner only; no user code in `f`).
+    #[inline]
+    fn read_lingering<R>(&self, f: impl FnOnce(&Vec<Task>) -> R) -> R {
+        // SAFETY: this worker owns its core's list and this is its thread; a borrower only
+        // reads too.
+        unsafe { self.core().lingering.with(f) }
     }
 
     pub(crate) fn index(&self) -> usize {
@@ -145,7 +215,7 @@ impl Worker {
                     // worker holds an activation that nobody else can run.
                     panic!("injected worker fault (an expected panic in a test)");
                 }
-                task.run_turn(self);
+                self.run_turn(task);
                 continue;
             }
             if !self.shared.sleep(self) {
@@ -155,7 +225,7 @@ impl Worker {
         self.stop_lingering();
         self.publish();
         // Drop what is left (its actors are stopped by the shutdown that follows).
-        drop(self.next.take());
+        drop(self.take_next());
         while self.local.pop().is_some() {}
     }
 
@@ -165,7 +235,7 @@ impl Worker {
         while baton.acquire(self.index) {
             let busy = match self.find_task() {
                 Some(task) => {
-                    task.run_turn(self);
+                    self.run_turn(task);
                     true
                 }
                 // Lingering actors hold activations: give them up before counting as idle.
@@ -201,16 +271,18 @@ impl Worker {
             // stealable queue, so that a long run of local work (say, an actor that keeps
             // messaging itself) cannot keep them waiting while other workers could run them.
             // The others keep lingering: they have nothing to wait for.
-            if !self.lingering.borrow().is_empty() && self.has_queued_work() {
+            if self.lingers.get() && self.has_queued_work() {
                 if let Some(task) = self.take_lingering_with_mail(true) {
                     self.push_back(task);
                 }
             }
+            // Sockets too: while every worker runs actors, nobody waits in `epoll_wait`.
+            self.shared.poll_io(self);
             if let Some(task) = self.shared.steal_from_injector(&self.local) {
                 return Some(task);
             }
         }
-        if let Some(task) = self.next.take() {
+        if let Some(task) = self.take_next() {
             let streak = self.next_streak.get();
             if streak < NEXT_SLOT_STREAK || self.local.is_empty() {
                 self.next_streak.set(streak + 1);
@@ -232,22 +304,19 @@ impl Worker {
     /// queue, where no other worker can take it) and has room.
     #[inline]
     pub(crate) fn may_linger(&self) -> bool {
-        !self.has_queued_work() && self.lingering.borrow().len() < LINGER_MAX
+        !self.has_queued_work() && self.read_lingering(Vec::len) < LINGER_MAX
     }
 
     /// Whether the next slot or the local queue holds a task.
     #[inline]
     fn has_queued_work(&self) -> bool {
-        let next = self.next.take();
-        let occupied = next.is_some();
-        self.next.set(next);
-        occupied || !self.local.is_empty()
+        self.core().next.is_full() || !self.local.is_empty()
     }
 
     /// Watches a drained actor whose turn just set its lingering token, until it gets mail or
     /// this worker stops looking for work.
     pub(crate) fn linger(&self, task: Task) {
-        self.lingering.borrow_mut().push(task);
+        self.with_lingering(|lingering| lingering.push(task));
     }
 
     /// Claims `task`'s lingering token and, if that leaves it activated, runs it next on this
@@ -262,10 +331,7 @@ impl Worker {
 
     /// Whether any lingering actor has mail: one load per lingering actor.
     pub(crate) fn lingering_has_mail(&self) -> bool {
-        self.lingering
-            .borrow()
-            .iter()
-            .any(|t| t.raw_count() > LINGER_TOKEN)
+        self.read_lingering(|lingering| lingering.iter().any(|t| t.raw_count() > LINGER_TOKEN))
     }
 
     /// Claims a lingering actor that has mail, to run now, and forgets entries someone else
@@ -274,39 +340,47 @@ impl Worker {
     /// are about to run can linger again) and the next look starts after this one, so that
     /// every lingering actor gets its turn.
     fn take_lingering_with_mail(&self, share: bool) -> Option<Task> {
-        let mut lingering = self.lingering.borrow_mut();
         let mut first = None;
         let mut queued = false;
-        let mut i = self.linger_cursor.get().min(lingering.len());
-        let mut looked = 0;
-        while looked < lingering.len() && (share || first.is_none()) {
-            if i >= lingering.len() {
-                i = 0;
-            }
-            let count = lingering[i].raw_count();
-            if count == LINGER_TOKEN {
-                i += 1;
-                looked += 1;
-                continue;
-            }
-            // `swap_remove` brings the last entry to `i`: look there again.
-            let task = lingering.swap_remove(i);
-            if count & LINGER_TOKEN == 0 {
-                // A stale entry: claimed by someone else since.
-                continue;
-            }
-            match task.claim_lingering() {
-                Some(0) => self.activation_ended(),
-                Some(_) if first.is_none() => first = Some(task),
-                Some(_) => {
-                    self.local.push(task);
-                    queued = true;
+        // Entries to forget, dropped once the list is no longer borrowed (a drop may be the last
+        // reference to an actor, whose `Drop` is user code).
+        let mut forgotten = Vec::new();
+        self.with_lingering(|lingering| {
+            let mut i = self.linger_cursor.get().min(lingering.len());
+            let mut looked = 0;
+            while looked < lingering.len() && (share || first.is_none()) {
+                if i >= lingering.len() {
+                    i = 0;
                 }
-                None => {}
+                let count = lingering[i].raw_count();
+                if count == LINGER_TOKEN {
+                    i += 1;
+                    looked += 1;
+                    continue;
+                }
+                // `swap_remove` brings the last entry to `i`: look there again.
+                let task = lingering.swap_remove(i);
+                if count & LINGER_TOKEN == 0 {
+                    // A stale entry: claimed by someone else since.
+                    forgotten.push(task);
+                    continue;
+                }
+                match task.claim_lingering() {
+                    Some(0) => {
+                        self.activation_ended();
+                        forgotten.push(task);
+                    }
+                    Some(_) if first.is_none() => first = Some(task),
+                    Some(_) => {
+                        self.local.push(task);
+                        queued = true;
+                    }
+                    None => forgotten.push(task),
+                }
             }
-        }
-        self.linger_cursor.set(i);
-        drop(lingering);
+            self.linger_cursor.set(i);
+        });
+        drop(forgotten);
         if queued {
             self.shared.notify_one();
         }
@@ -316,7 +390,7 @@ impl Worker {
     /// Claims back every lingering actor, before this worker sleeps or exits. Returns whether
     /// any had mail (and is now queued here).
     pub(crate) fn stop_lingering(&self) -> bool {
-        let lingering = std::mem::take(&mut *self.lingering.borrow_mut());
+        let lingering = self.with_lingering(std::mem::take);
         let mut queued = false;
         for task in lingering {
             match task.claim_lingering() {
@@ -363,11 +437,30 @@ impl Worker {
         None
     }
 
+    /// Runs one turn, marking it as such for [`push_next`](Self::push_next).
+    #[inline(always)]
+    fn run_turn(&self, task: Task) {
+        self.in_turn.set(true);
+        task.run_turn(self);
+        self.in_turn.set(false);
+    }
+
     /// Queues an actor woken by a send from this worker into the next slot.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_next(&self, task: Task) {
-        if let Some(previous) = self.next.replace(Some(task)) {
-            self.push_back(previous);
+        // SAFETY: this worker owns its core's slot, and this is its thread.
+        unsafe {
+            self.core()
+                .next
+                .push(task, |previous| self.push_back(previous))
+        };
+        // Only this worker runs the slot's task, unless its turn runs long: then the watchdog
+        // must be looking. One load while it is. Between turns (readiness delivered by this
+        // worker's poll, say) the loop runs the slot next, so nothing can be stuck behind user
+        // code and the watchdog need not be woken: waking it on every socket edge cost the
+        // round-trip p99 of a TCP echo ~0.4 ms on two cores.
+        if self.in_turn.get() {
+            self.shared.watchdog.exposed();
         }
     }
 
@@ -375,7 +468,12 @@ impl Worker {
     #[inline]
     pub(crate) fn push_back(&self, task: Task) {
         self.local.push(task);
-        self.shared.notify_one();
+        if self.local.len() >= WAKE_THRESHOLD {
+            self.shared.notify_one();
+        } else if self.in_turn.get() {
+            // Nobody was woken for it: if this turn runs long, the watchdog must wake someone.
+            self.shared.watchdog.exposed();
+        }
     }
 
     #[inline]
@@ -388,20 +486,67 @@ impl Worker {
         self.activations.set(self.activations.get() - 1);
     }
 
+    #[inline]
     pub(crate) fn begin_turn(&self, header: &Header) {
+        // Before `current` is set: forgetting a stale entry may drop an actor's last reference,
+        // and its `Drop` must not count as this turn's behaviour.
+        let lend = self.lingers.get() && self.forget_claimed_lingering();
         self.current.set(header);
+        // Lend the lingering actors to the watchdog for the length of the turn, so that they do
+        // not wait for it if it runs long. A worker that lingers on nothing pays one test; one
+        // whose list holds only stale entries (actors claimed since, typically the very actor
+        // about to run, claimed by an edge this worker delivered) forgets them instead of
+        // waking the watchdog for nothing.
+        if lend {
+            self.lend_lingering();
+        }
     }
 
+    /// Drops the lingering entries whose token someone claimed; returns whether any is left.
+    #[inline(never)]
+    fn forget_claimed_lingering(&self) -> bool {
+        let stale: Vec<Task> = self.with_lingering(|lingering| {
+            let (live, stale) = std::mem::take(lingering)
+                .into_iter()
+                .partition(|t| t.raw_count() & LINGER_TOKEN != 0);
+            *lingering = live;
+            stale
+        });
+        // Dropped outside `with_lingering`: a last reference runs the actor's drop.
+        drop(stale);
+        self.lingers.get()
+    }
+
+    #[inline(never)]
+    fn lend_lingering(&self) {
+        // SAFETY: this worker owns its core's list, this is its thread, and it is closed (each
+        // turn closes it in `end_turn`); the list is not changed until then.
+        unsafe { self.core().lingering.open() };
+        self.lending.set(true);
+        self.shared.watchdog.exposed();
+    }
+
+    #[inline]
     pub(crate) fn end_turn(&self) {
+        if self.lending.get() {
+            self.stop_lending();
+        }
         self.current.set(ptr::null());
         self.blocking.borrow_mut().clear();
+    }
+
+    #[inline(never)]
+    fn stop_lending(&self) {
+        self.lending.set(false);
+        // SAFETY: as in `lend_lingering`: ours, opened there.
+        unsafe { self.core().lingering.close() };
     }
 
     /// Publishes this turn's figures: relaxed stores of counters only this worker writes.
     pub(crate) fn count_turn(&self, handled: usize) {
         self.messages.set(self.messages.get() + handled as u64);
         self.turns.set(self.turns.get() + 1);
-        let stats = &self.shared.stats[self.index];
+        let stats = self.stats();
         stats.messages.store(self.messages.get(), Relaxed);
         stats.turns.store(self.turns.get(), Relaxed);
         stats.activations.store(self.activations.get(), Relaxed);
@@ -409,7 +554,7 @@ impl Worker {
 
     /// Publishes everything before sleeping, for the quiescence check.
     pub(crate) fn publish(&self) {
-        let stats = &self.shared.stats[self.index];
+        let stats = self.stats();
         stats.messages.store(self.messages.get(), Relaxed);
         stats.turns.store(self.turns.get(), Relaxed);
         stats.steals.store(self.steals.get(), Relaxed);

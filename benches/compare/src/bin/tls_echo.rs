@@ -181,10 +181,7 @@ impl Rein {
             .expect("rein runtime");
         let reactor = Reactor::start(&rt.handle()).expect("reactor");
         let (tx, rx) = channel();
-        let opts = ListenOptions {
-            tls: Some(TlsServer::new(config)),
-            ..ListenOptions::default()
-        };
+        let opts = ListenOptions::default().tls(TlsServer::new(config));
         let listener = TcpListener::bind(
             &reactor,
             &TcpListenAuth::new(&auth),

@@ -185,11 +185,14 @@ pub fn run(w: Workload, p: &Params, threads: usize, bounded: bool) -> Result<Out
                     tx
                 })
                 .collect();
-            for i in 0..msgs {
-                for tx in &txs {
-                    tx.blocking_send(i);
+            // The driver is a task, as rein's is an actor.
+            rt.spawn(async move {
+                for i in 0..msgs {
+                    for tx in &txs {
+                        tx.send(i).await;
+                    }
                 }
-            }
+            });
             recv(actors)?
         }
         Workload::ForkjoinCreation => {
