@@ -233,10 +233,16 @@ fn http_hello_answers_its_own_client() {
 
 /// Starts `http_files` on a free port serving `dir`; returns it and its address.
 fn http_files(dir: &std::path::Path) -> (std::process::Child, String) {
+    http_files_with(dir, &[])
+}
+
+/// `http_files` with extra arguments; returns it and its address (`host:port`).
+fn http_files_with(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut server = Command::new(env!("CARGO_BIN_EXE_http_files"))
         .args(["--port", "0", "--threads", "2", "--dir"])
         .arg(dir)
+        .args(extra)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start http_files");
@@ -247,9 +253,40 @@ fn http_files(dir: &std::path::Path) -> (std::process::Child, String) {
     let addr = line
         .trim()
         .strip_prefix("listening on ")
+        .and_then(|url| url.split_once("://"))
+        .map(|(_, addr)| addr)
         .unwrap_or_else(|| panic!("http_files said {line:?}"))
         .to_owned();
     (server, addr)
+}
+
+#[test]
+fn http_files_serves_https_with_a_certificate_and_key() {
+    let (dir, ca, cert, key) = tls_files();
+    let file = dir.join("data.bin");
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let (mut server, addr) = http_files_with(&dir, &["--tls-cert", &cert, "--tls-key", &key]);
+    let port = addr.rsplit_once(':').unwrap().1.to_owned();
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--max-time", "30"])
+        .args(["--cacert", &ca, "--resolve"])
+        .arg(format!("localhost:{port}:127.0.0.1"))
+        .arg(format!("https://localhost:{port}/data.bin"))
+        .output();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out.expect("curl is needed for this test (apt-get install -y curl)");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == data,
+        "the file came back different over HTTPS"
+    );
 }
 
 #[test]

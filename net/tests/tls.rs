@@ -904,3 +904,76 @@ fn the_http_server_over_tls_serves_https_to_curl() {
     finish(rt, &reactor);
     let _ = std::fs::remove_dir_all(ca.parent().unwrap());
 }
+
+/// rein's HTTP client with TLS in its connection options is an HTTPS client: it verifies the
+/// server against the test CA (and offers `http/1.1` by ALPN) and reads a response over it.
+#[test]
+#[cfg(feature = "http")]
+fn the_http_client_over_tls_fetches_from_the_https_server() {
+    use rein_net::http::{
+        serve, Client, ClientOptions, ClientRequest, Headers, Http, HttpClient, Request,
+        RequestHandler, RequestId, Response, ResponseHandler, ResponseHead, ServerOptions,
+    };
+
+    struct Page;
+    impl RequestHandler for Page {
+        type Msg = ();
+        fn request(&mut self, http: &mut Http<Self>, req: Request) {
+            let answer = format!("you asked for {}\n", req.path());
+            http.send(Response::new(200), answer);
+        }
+    }
+    struct Fetch {
+        got: Sender<(u16, Vec<u8>)>,
+        status: u16,
+        body: Vec<u8>,
+    }
+    impl ResponseHandler for Fetch {
+        type Msg = ();
+        fn connected(&mut self, client: &mut Client<Self>) {
+            client.request(ClientRequest::get("/over-tls"));
+        }
+        fn response(&mut self, _: &mut Client<Self>, _: RequestId, head: ResponseHead) {
+            self.status = head.status();
+        }
+        fn body(&mut self, _: &mut Client<Self>, _: RequestId, piece: Bytes) {
+            self.body.extend_from_slice(&piece);
+        }
+        fn end(&mut self, client: &mut Client<Self>, _: RequestId, _: Headers) {
+            let _ = self.got.send((self.status, std::mem::take(&mut self.body)));
+            client.close();
+        }
+    }
+
+    let (rt, auth, reactor) = setup();
+    let pki = pki();
+    let tls = pki.server().alpn(&[b"http/1.1"]);
+    let opts = ServerOptions::default().listen(ListenOptions::default().tls(tls));
+    let any = "127.0.0.1:0".parse().unwrap();
+    let (listener, addr) =
+        serve(&reactor, &TcpListenAuth::new(&auth), any, opts, |_| Page).unwrap();
+    let (tx, rx) = channel();
+    let fetch = Fetch {
+        got: tx,
+        status: 0,
+        body: Vec::new(),
+    };
+    let client_tls = pki.client().alpn(&[b"http/1.1"]);
+    let client_opts =
+        ClientOptions::default().connection(ConnectionOptions::default().tls(client_tls));
+    HttpClient::connect(
+        &reactor,
+        &TcpConnectAuth::new(&auth),
+        "localhost",
+        addr.port(),
+        fetch,
+        client_opts,
+    );
+    let (status, body) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("an answer over HTTPS");
+    assert_eq!(status, 200);
+    assert_eq!(body, b"you asked for /over-tls\n");
+    assert!(listener.close());
+    finish(rt, &reactor);
+}
