@@ -977,3 +977,90 @@ fn the_http_client_over_tls_fetches_from_the_https_server() {
     assert!(listener.close());
     finish(rt, &reactor);
 }
+
+// ------------------------------------------------------------------ rein's client, openssl's server
+
+/// Sends one HTTP/1.0 request once connected and reports everything it reads, then the close.
+struct AskOnce {
+    heard: Sender<Result<Vec<u8>, String>>,
+    got: Vec<u8>,
+}
+
+impl ConnectionHandler for AskOnce {
+    type Msg = ();
+    fn connected(&mut self, conn: &mut Conn<Self>) {
+        let _ = conn.send("GET / HTTP/1.0\r\n\r\n");
+    }
+    fn connect_failed(&mut self, reason: ConnectError) {
+        let _ = self.heard.send(Err(format!("connect failed: {reason}")));
+    }
+    fn received(&mut self, _: &mut Conn<Self>, data: Bytes) -> Flow {
+        self.got.extend_from_slice(&data);
+        Flow::Continue
+    }
+    fn closed(&mut self, reason: CloseReason) {
+        let got = std::mem::take(&mut self.got);
+        let _ = self.heard.send(match reason {
+            CloseReason::Closed | CloseReason::PeerClosed => Ok(got),
+            other => Err(format!("closed: {other:?} after {} bytes", got.len())),
+        });
+    }
+}
+
+/// rein's TLS client against `openssl s_server` (`-www`: it answers a GET with a status page),
+/// verifying openssl's certificate against the test CA.
+#[test]
+fn rein_client_talks_to_openssl_s_server() {
+    let openssl = tool("openssl");
+    let pki = pki();
+    let (_ca, cert, key) = pki.files("s_server");
+    // A free port for openssl (it cannot report the one it picked).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(openssl)
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start openssl s_server");
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline || server.try_wait().unwrap().is_some() {
+            let _ = server.kill();
+            panic!("openssl s_server did not start listening on {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (rt, auth, reactor) = setup();
+    let (tx, rx) = channel();
+    connect(
+        &reactor,
+        &auth,
+        "localhost",
+        port,
+        pki.client(),
+        AskOnce {
+            heard: tx,
+            got: Vec::new(),
+        },
+    );
+    let answer = rx.recv_timeout(WAIT);
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(cert.parent().unwrap());
+    let answer = answer.expect("an answer from openssl s_server in time");
+    let bytes = answer.expect("a clean exchange");
+    let page = String::from_utf8_lossy(&bytes);
+    assert!(page.starts_with("HTTP/1.0 200 ok"), "{page}");
+    assert!(page.contains("Ciphers"), "{page}");
+    finish(rt, &reactor);
+}
