@@ -76,6 +76,84 @@ fn echo_over_loopback() {
     run(env!("CARGO_BIN_EXE_echo"), &["--bytes", "4194304"]);
 }
 
+/// A CA and a certificate for localhost it signed, written as PEM files: (dir, ca, cert, key).
+fn tls_files() -> (std::path::PathBuf, String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "smoke CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("rein-smoke-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, body: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, body).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let files = (
+        write("ca.pem", ca_cert.pem()),
+        write("cert.pem", leaf.pem()),
+        write("key.pem", key.serialize_pem()),
+    );
+    (dir, files.0, files.1, files.2)
+}
+
+#[test]
+fn tls_echo_server_and_client() {
+    use std::io::{BufRead, BufReader};
+    let exe = env!("CARGO_BIN_EXE_tls_echo");
+    let help = Command::new(exe).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("server"));
+    let (dir, ca, cert, key) = tls_files();
+    let mut server = Command::new(exe)
+        .args(["server", "--port", "0", "--cert", &cert, "--key", &key])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .split_whitespace()
+        .find_map(|w| w.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()))
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let port = port.to_string();
+    for threads in ["1", "2"] {
+        let out = Command::new(exe)
+            .args(["--threads", threads, "client", "--port", &port, "--ca", &ca])
+            .args(["--bytes", "4194304"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.lines().any(|l| l.starts_with("ok:")),
+            "tls_echo client --threads {threads} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("TLSv1_3"), "{stdout}");
+    }
+    // A client that does not know the CA fails, saying why.
+    let out = Command::new(exe)
+        .args(["client", "--port", &port, "--bytes", "10"])
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(!out.status.success(), "Mozilla's roots trusted a test CA");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("certificate"), "{err}");
+}
+
 #[test]
 fn chat_stays_live_with_a_client_that_never_reads() {
     run(env!("CARGO_BIN_EXE_chat"), &["--self-check", "30"]);
@@ -184,10 +262,16 @@ fn http_hello_answers_its_own_client() {
 
 /// Starts `http_files` on a free port serving `dir`; returns it and its address.
 fn http_files(dir: &std::path::Path) -> (std::process::Child, String) {
+    http_files_with(dir, &[])
+}
+
+/// `http_files` with extra arguments; returns it and its address (`host:port`).
+fn http_files_with(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut server = Command::new(env!("CARGO_BIN_EXE_http_files"))
         .args(["--port", "0", "--threads", "2", "--dir"])
         .arg(dir)
+        .args(extra)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start http_files");
@@ -198,9 +282,40 @@ fn http_files(dir: &std::path::Path) -> (std::process::Child, String) {
     let addr = line
         .trim()
         .strip_prefix("listening on ")
+        .and_then(|url| url.split_once("://"))
+        .map(|(_, addr)| addr)
         .unwrap_or_else(|| panic!("http_files said {line:?}"))
         .to_owned();
     (server, addr)
+}
+
+#[test]
+fn http_files_serves_https_with_a_certificate_and_key() {
+    let (dir, ca, cert, key) = tls_files();
+    let file = dir.join("data.bin");
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let (mut server, addr) = http_files_with(&dir, &["--tls-cert", &cert, "--tls-key", &key]);
+    let port = addr.rsplit_once(':').unwrap().1.to_owned();
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--max-time", "30"])
+        .args(["--cacert", &ca, "--resolve"])
+        .arg(format!("localhost:{port}:127.0.0.1"))
+        .arg(format!("https://localhost:{port}/data.bin"))
+        .output();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out.expect("curl is needed for this test (apt-get install -y curl)");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == data,
+        "the file came back different over HTTPS"
+    );
 }
 
 #[test]

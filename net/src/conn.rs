@@ -115,6 +115,9 @@ pub(crate) struct Core {
     pub(crate) dropped: (u64, u64),
     /// The read gate an ingress discipline controls, once one asked for it.
     pub(crate) gate: Option<Arc<ReadGate>>,
+    /// STARTTLS requests and what the handshake agreed on.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: crate::tls::CoreTls,
 }
 
 impl Core {
@@ -131,6 +134,8 @@ impl Core {
             socket: None,
             dropped: (0, 0),
             gate: None,
+            #[cfg(feature = "tls")]
+            tls: crate::tls::CoreTls::default(),
         }
     }
 

@@ -69,7 +69,10 @@ pub trait ConnectionHandler: Sized + Send + 'static {
     /// The connection is open. [`Conn::myself`] is its address, to hand to other actors.
     fn connected(&mut self, _conn: &mut Conn<'_, '_, Self>) {}
 
-    /// An outgoing connection could not be opened; nothing else follows.
+    /// The connection could not be opened; nothing else follows. For an outgoing connection,
+    /// any [`ConnectError`]; for an accepted TLS connection, its handshake failed
+    /// (`ConnectError::Tls`, also reported to the listener's
+    /// [`ended`](crate::ListenNotify::ended)).
     fn connect_failed(&mut self, _reason: ConnectError) {}
 
     /// Data arrived: one frame of the connection's [`Framing`](crate::Framing) (by default,
@@ -134,6 +137,12 @@ pub trait ConnectionHandler: Sized + Send + 'static {
         conn.close();
     }
 
+    /// A [`Conn::start_tls`] upgrade finished its handshake: from now on `received` gets
+    /// decrypted bytes and sends are encrypted; [`Conn::tls`] says what was agreed on. (A
+    /// connection that starts with TLS hears `connected` after its handshake instead.)
+    #[cfg(feature = "tls")]
+    fn secured(&mut self, _conn: &mut Conn<'_, '_, Self>) {}
+
     /// The connection has ended, and why; nothing else follows. Called for every connection
     /// that was [`connected`](ConnectionHandler::connected) (an outgoing connect that failed
     /// hears [`connect_failed`](ConnectionHandler::connect_failed) instead).
@@ -186,17 +195,39 @@ pub enum CloseReason {
     /// The handler panicked (reported in [`ConnectionEnded`] only: the handler is not called
     /// again).
     Panicked,
+    /// TLS failed after the connection opened: a [`Conn::start_tls`] handshake, a record
+    /// that did not decrypt, a stream truncated without `close_notify`. (A handshake that
+    /// fails before the connection opens is [`ConnectError::Tls`] for the handler, and this
+    /// for the listener.)
+    #[cfg(feature = "tls")]
+    Tls(crate::TlsError),
 }
 
 impl CloseReason {
     /// The reason an I/O error ends a connection with.
     pub(crate) fn from_io(e: io::Error) -> Self {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = crate::TlsError::from_io(&e) {
+            return CloseReason::Tls(tls);
+        }
         match e.kind() {
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe => CloseReason::Reset,
             _ => CloseReason::Error(Arc::new(e)),
         }
+    }
+}
+
+impl CloseReason {
+    /// Whether ending with this reason resets the connection (a TLS failure does not: the peer
+    /// should read the alert).
+    pub(crate) fn resets(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let CloseReason::Tls(_) = self {
+            return false;
+        }
+        true
     }
 }
 
@@ -215,6 +246,8 @@ impl fmt::Display for CloseReason {
             CloseReason::Aborted => f.write_str("aborted"),
             CloseReason::Shutdown => f.write_str("the runtime shut down"),
             CloseReason::Panicked => f.write_str("the handler panicked"),
+            #[cfg(feature = "tls")]
+            CloseReason::Tls(e) => e.fmt(f),
         }
     }
 }
@@ -251,6 +284,9 @@ pub enum ConnectError {
     /// The runtime had already ended when the connection was asked for: no connection actor
     /// could be made (the handler hears this at once, on the caller's thread).
     RuntimeEnded,
+    /// TCP connected (or was accepted) but the TLS handshake failed.
+    #[cfg(feature = "tls")]
+    Tls(crate::TlsError),
 }
 
 impl ConnectError {
@@ -259,6 +295,19 @@ impl ConnectError {
             io::ErrorKind::ConnectionRefused => ConnectError::Refused,
             io::ErrorKind::TimedOut => ConnectError::TimedOut,
             _ => ConnectError::Io(e),
+        }
+    }
+
+    /// What the handler of a connection that ended before it opened hears (a TLS handshake
+    /// that failed, or was aborted).
+    pub(crate) fn from_close(reason: &CloseReason) -> Self {
+        match reason {
+            #[cfg(feature = "tls")]
+            CloseReason::Tls(e) => ConnectError::Tls(e.clone()),
+            CloseReason::Aborted | CloseReason::Shutdown => ConnectError::Aborted,
+            CloseReason::Reset => ConnectError::Io(io::ErrorKind::ConnectionReset.into()),
+            CloseReason::Error(e) => ConnectError::Io(io::Error::new(e.kind(), e.to_string())),
+            other => ConnectError::Io(io::Error::other(other.to_string())),
         }
     }
 }
@@ -273,6 +322,8 @@ impl fmt::Display for ConnectError {
             ConnectError::Aborted => f.write_str("the connect was aborted"),
             ConnectError::Io(e) => write!(f, "connect failed: {e}"),
             ConnectError::RuntimeEnded => f.write_str("the runtime has ended"),
+            #[cfg(feature = "tls")]
+            ConnectError::Tls(e) => e.fmt(f),
         }
     }
 }

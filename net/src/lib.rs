@@ -57,6 +57,16 @@
 //!   (a budget in flight per peer, least-served first), [`ingress::RateLimited`], or your own
 //!   [`ingress::Discipline`].
 //!
+//! ## TLS
+//! With the `tls` feature (default, rustls with ring), a connection can be encrypted without
+//! its handler knowing: set `ListenOptions::tls` (a `TlsServer`) or
+//! `ConnectionOptions::tls` (a `TlsClient`). `connected` fires after the handshake,
+//! `received` gets plaintext, `send` takes plaintext, and the watermarks count plaintext
+//! queued. `Conn::start_tls` upgrades an open connection (STARTTLS), `Conn::alpn_protocol`
+//! reads what ALPN agreed on, and every handshake failure is a typed `TlsError`. The guide's
+//! "TLS" chapter walks through it; `docs/decisions/tls-on-connections.md` says why it is built
+//! this way.
+//!
 //! ## Lifetime
 //! Every registered socket holds a keep-alive on the runtime, so a server runs while it listens
 //! or has connections, and `Runtime::wait` returns once all of them are closed.
@@ -136,6 +146,10 @@ pub mod ingress;
 mod io_thread;
 mod listener;
 mod resolve;
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(not(feature = "tls"))]
+mod tls_off;
 
 pub use auth::{TcpConnectAuth, TcpListenAuth};
 pub use bytes::{Bytes, BytesMut};
@@ -150,6 +164,15 @@ pub use listener::{
     BindError, HandlerMsg, ListenNotify, ListenOptions, ListenerMsg, ListenerRef, TcpListener,
 };
 pub use rein::{Interest, Readiness};
+/// rustls, re-exported: build a `ServerConfig` or `ClientConfig` of your own with the same
+/// version rein-net uses ([`TlsServer::new`], [`TlsClient::new`]).
+#[cfg(feature = "tls")]
+pub use rustls;
+#[cfg(feature = "tls")]
+pub use tls::{
+    StartTls, StartTlsError, TlsClient, TlsConfigError, TlsError, TlsInfo, TlsServer,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+};
 
 /// The code in `docs/guide.md`, compiled and run as doctests so the guide stays true. It lives
 /// here because this crate depends on every other crate the guide uses.

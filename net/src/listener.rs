@@ -11,6 +11,10 @@
 
 use crate::connection::{EndNotice, TcpConnection};
 use crate::io_thread::{Owner, Reactor, Registered};
+#[cfg(feature = "tls")]
+use crate::tls::Layer;
+#[cfg(not(feature = "tls"))]
+use crate::tls_off::Layer;
 use crate::Readiness;
 use crate::{
     ConnRef, ConnectionEnded, ConnectionHandler, ConnectionOptions, Interest, TcpListenAuth,
@@ -105,6 +109,10 @@ pub struct ListenOptions {
     pub accept_per_turn: usize,
     /// Settings for accepted connections.
     pub connection: ConnectionOptions,
+    /// TLS for accepted connections (default: none, plain TCP): each does a server handshake
+    /// before its handler hears `connected`. See [`TlsServer`](crate::TlsServer).
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::TlsServer>,
 }
 
 impl Default for ListenOptions {
@@ -115,6 +123,8 @@ impl Default for ListenOptions {
             reuse_addr: true,
             accept_per_turn: 64,
             connection: ConnectionOptions::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -149,6 +159,14 @@ impl ListenOptions {
     /// Sets `connection` (see the field for its meaning and default).
     pub fn connection(mut self, value: ConnectionOptions) -> Self {
         self.connection = value;
+        self
+    }
+
+    /// Sets `tls` to `Some(value)`: each accepted connection does a server handshake first
+    /// (see the field).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, value: crate::TlsServer) -> Self {
+        self.tls = Some(value);
         self
     }
 }
@@ -315,6 +333,7 @@ impl<N: ListenNotify> TcpListener<N> {
                         &self.reactor,
                         self.auth.pressure.clone(),
                         stream,
+                        Layer::for_listener(&self.opts),
                         handler,
                         self.opts.connection.clone(),
                         on_end,

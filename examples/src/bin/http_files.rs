@@ -45,6 +45,12 @@ struct Cli {
     /// Print the peak RSS every this many seconds (0: never).
     #[arg(long, default_value_t = 0.0)]
     rss_every: f64,
+    /// Serve HTTPS: the certificate chain (PEM); needs `--tls-key`.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Serve HTTPS: the private key (PEM); needs `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -238,15 +244,18 @@ fn main() {
         table: table.clone(),
         upload: None,
     };
-    let (_listener, bound) = serve(
-        &reactor,
-        &TcpListenAuth::new(&auth),
-        addr,
-        ServerOptions::default(),
-        make,
-    )
-    .unwrap_or_else(|e| fail(e));
-    println!("listening on {bound}");
+    let mut options = ServerOptions::default();
+    let mut scheme = "http";
+    if let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) {
+        let tls = TlsServer::from_pem_files(cert, key)
+            .unwrap_or_else(|e| fail(format_args!("cannot load the certificate and key: {e}")))
+            .alpn(&[b"http/1.1"]);
+        options = options.listen(ListenOptions::default().tls(tls));
+        scheme = "https";
+    }
+    let (_listener, bound) = serve(&reactor, &TcpListenAuth::new(&auth), addr, options, make)
+        .unwrap_or_else(|e| fail(e));
+    println!("listening on {scheme}://{bound}");
     if cli.rss_every > 0.0 {
         let every = Duration::from_secs_f64(cli.rss_every);
         std::thread::spawn(move || loop {

@@ -13,6 +13,9 @@
 //!   vectored writes;
 //! * `state`: the connection's state as enums, one per independent question;
 //! * `msg`: its address ([`ConnRef`]) and opaque message type;
+//! * `tls`: handshakes and STARTTLS as the connection sees them; the TLS layer itself
+//!   (`crate::tls`) sits between the socket and the read buffer and write queue, and is called
+//!   at the two places where bytes cross (`read`, `settle`'s flush) and at a graceful close;
 //! * `crate::conn`: what the handler sees ([`Conn`]); `crate::framing`: cutting frames.
 //!
 //! This file is the actor: it dispatches messages and runs the two loops that tie the rest
@@ -49,11 +52,16 @@ pub(crate) mod options;
 pub(crate) mod read_buf;
 pub(crate) mod socket;
 pub(crate) mod state;
+mod tls;
 pub(crate) mod write_queue;
 
 use crate::conn::Core;
 use crate::io_thread::Reactor;
 use crate::resolve;
+#[cfg(feature = "tls")]
+use crate::tls::Layer as TlsLayer;
+#[cfg(not(feature = "tls"))]
+use crate::tls_off::Layer as TlsLayer;
 use crate::{
     CloseReason, Conn, ConnRef, ConnectError, ConnectionEnded, ConnectionHandler,
     ConnectionOptions, Flow, Overflow, TcpConnectAuth,
@@ -100,6 +108,8 @@ pub struct TcpConnection<H: ConnectionHandler> {
     /// While connecting.
     connect: Option<Connector>,
     socket: Option<Socket>,
+    /// TLS between the socket and the read buffer and write queue (nothing for plain TCP).
+    tls: TlsLayer,
     reactor: Reactor,
     opts: ConnectionOptions,
     pressure: ApplyReleaseBackpressureAuth,
@@ -137,11 +147,18 @@ impl<H: ConnectionHandler> TcpConnection<H> {
         handler: H,
         opts: ConnectionOptions,
     ) -> ConnRef<H::Msg> {
-        let origin = Origin::Connect {
-            host: host.into(),
-            port,
-        };
-        let actor = Self::new(reactor, auth.pressure.clone(), origin, handler, opts, None);
+        let host = host.into();
+        let tls = TlsLayer::for_connect(&opts, Some(&host));
+        let origin = Origin::Connect { host, port };
+        let actor = Self::new(
+            reactor,
+            auth.pressure.clone(),
+            origin,
+            tls,
+            handler,
+            opts,
+            None,
+        );
         Self::spawn(reactor, actor)
     }
 
@@ -157,7 +174,16 @@ impl<H: ConnectionHandler> TcpConnection<H> {
         opts: ConnectionOptions,
     ) -> ConnRef<H::Msg> {
         let origin = Origin::Addrs(addrs);
-        let actor = Self::new(reactor, auth.pressure.clone(), origin, handler, opts, None);
+        let tls = TlsLayer::for_connect(&opts, None);
+        let actor = Self::new(
+            reactor,
+            auth.pressure.clone(),
+            origin,
+            tls,
+            handler,
+            opts,
+            None,
+        );
         Self::spawn(reactor, actor)
     }
 
@@ -165,12 +191,13 @@ impl<H: ConnectionHandler> TcpConnection<H> {
         reactor: &Reactor,
         pressure: ApplyReleaseBackpressureAuth,
         stream: TcpStream,
+        tls: TlsLayer,
         handler: H,
         opts: ConnectionOptions,
         on_end: EndNotice,
     ) -> Self {
         let origin = Origin::Accepted(stream);
-        Self::new(reactor, pressure, origin, handler, opts, Some(on_end))
+        Self::new(reactor, pressure, origin, tls, handler, opts, Some(on_end))
     }
 
     /// Spawns an outgoing connection. If the runtime has ended, the handler hears
@@ -196,6 +223,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
         reactor: &Reactor,
         pressure: ApplyReleaseBackpressureAuth,
         origin: Origin,
+        tls: TlsLayer,
         handler: H,
         opts: ConnectionOptions,
         on_end: Option<EndNotice>,
@@ -206,6 +234,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             origin: Some(origin),
             connect: None,
             socket: None,
+            tls,
             reactor: reactor.clone(),
             read: ReadBuf::new(opts.read_per_turn),
             opts,
@@ -308,15 +337,25 @@ impl<H: ConnectionHandler> TcpConnection<H> {
         self.core.socket = Some(socket.apply(&self.opts));
         self.core.peer = socket.peer_addr();
         self.core.local = socket.local_addr();
+        self.last_activity = Instant::now();
+        // With TLS, the handshake first: it opens the connection when it finishes.
+        if self.start_configured_tls(ctx) {
+            return;
+        }
+        self.opened(ctx);
+        // Edges may already have been consumed: try both directions.
+        self.read(ctx);
+        self.settle(ctx);
+    }
+
+    /// Open both ways: the handler hears `connected`.
+    fn opened(&mut self, ctx: &mut Context<Self>) {
         self.core.stage = Stage::Open;
         self.last_activity = Instant::now();
         if let Some(idle) = self.opts.idle_timeout {
             self.idle_timer = Some(ctx.after(idle, ConnMsg(Msg::Step(Step::Idle))));
         }
         self.with_conn(ctx, |h, conn| h.connected(conn));
-        // Edges may already have been consumed: try both directions.
-        self.read(ctx);
-        self.settle(ctx);
     }
 
     // ------------------------------------------------------------------ reading
@@ -355,6 +394,10 @@ impl<H: ConnectionHandler> TcpConnection<H> {
         let flow = self.with_conn(ctx, |h, conn| h.received(conn, data));
         if self.core.writes.take_refused() {
             self.delivery = Delivery::Held;
+        }
+        // STARTTLS: what follows is not plaintext any more.
+        if self.apply_start_tls(ctx) {
+            return false;
         }
         if !self.may_deliver() {
             return false;
@@ -402,8 +445,10 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     /// Reads up to the per-turn budget, delivering to the handler (or discarding while closing).
     /// An idle connection gives its read buffer back here.
     fn read(&mut self, ctx: &mut Context<Self>) {
-        let closing = !self.core.is_open();
-        if !closing && !self.deliver_buffered(ctx) {
+        // A TLS handshake reads (and delivers nothing); a closing connection discards.
+        let handshaking = self.core.stage == Stage::Handshaking;
+        let closing = !self.core.is_open() && !handshaking;
+        if !closing && !handshaking && !self.deliver_buffered(ctx) {
             return;
         }
         let mut budget = self.opts.read_per_turn.max(1);
@@ -412,10 +457,14 @@ impl<H: ConnectionHandler> TcpConnection<H> {
                 return;
             };
             let missing = self.core.framer.missing(self.read.len());
-            match socket.read_into(&mut self.read, budget, missing) {
+            let result = self
+                .tls
+                .read(socket, &mut self.read, budget, missing, closing);
+            self.tls_after_read(ctx);
+            match result {
                 Ok(0) => {
                     self.inbound = Inbound::Ended;
-                    self.core.request.graceful(CloseReason::PeerClosed);
+                    self.core.request.graceful(self.tls.end_reason());
                     self.read.release_if_empty();
                     return;
                 }
@@ -490,10 +539,15 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     /// few rounds it finishes in a later turn so one connection cannot hold the worker.
     fn settle(&mut self, ctx: &mut Context<Self>) {
         for _ in 0..8 {
+            self.apply_start_tls(ctx);
             match (&self.core.request, self.core.stage) {
                 (_, Stage::Closed) => return,
                 (CloseRequest::Abort(_), Stage::Connecting) => {
                     return self.connect_failed(ctx, ConnectError::Aborted);
+                }
+                (CloseRequest::Abort(reason), Stage::Handshaking) => {
+                    let reason = reason.clone();
+                    return self.handshake_failed(ctx, reason);
                 }
                 (CloseRequest::Abort(reason), _) => {
                     let reason = reason.clone();
@@ -525,11 +579,11 @@ impl<H: ConnectionHandler> TcpConnection<H> {
                 self.with_conn(ctx, |h, conn| h.throttled(conn));
                 continue;
             }
-            if self.outbound == Outbound::Ready && self.core.writes.has_queued() {
-                let Some(socket) = self.socket.as_mut() else {
+            if self.outbound == Outbound::Ready && self.has_output() {
+                let Some(socket) = self.socket.as_ref() else {
                     return;
                 };
-                match socket.flush(&mut self.core.writes) {
+                match self.tls.flush(socket, &mut self.core.writes) {
                     Ok(flushed) => {
                         if let Flushed::Blocked(_) = flushed {
                             self.outbound = Outbound::Blocked;
@@ -565,9 +619,11 @@ impl<H: ConnectionHandler> TcpConnection<H> {
                 self.with_conn(ctx, |h, conn| h.lagged(conn, missed));
                 continue;
             }
-            if self.core.stage == Stage::Closing(Closing::Flushing)
-                && !self.core.writes.has_queued()
-            {
+            if self.core.stage == Stage::Closing(Closing::Flushing) && !self.has_output() {
+                // TLS: close_notify goes out before the write side is shut.
+                if self.tls.close_notify() {
+                    continue;
+                }
                 if let Some(socket) = self.socket.as_ref() {
                     socket.shutdown_write();
                 }
@@ -579,6 +635,11 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             return;
         }
         Self::post(ctx, Step::Settle);
+    }
+
+    /// Bytes to write: queued by the handler, or the TLS layer's own (handshake, alerts).
+    fn has_output(&self) -> bool {
+        self.core.writes.has_queued() || self.tls.wants_write()
     }
 
     fn ending_reason(&self) -> CloseReason {
@@ -599,7 +660,10 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     fn abort(&mut self, ctx: &mut Context<Self>, reason: CloseReason) {
         self.core.writes.clear();
         if let Some(socket) = self.socket.as_ref() {
-            socket.reset_on_close();
+            // A TLS failure closes without a reset, so the peer reads rustls' alert.
+            if reason.resets() {
+                socket.reset_on_close();
+            }
         }
         self.end(ctx, reason);
     }
@@ -614,10 +678,11 @@ impl<H: ConnectionHandler> TcpConnection<H> {
     fn release(&mut self, ctx: &mut Context<Self>, reason: CloseReason) {
         let was_open = match self.core.stage {
             Stage::Closed => return,
-            Stage::Connecting => false,
+            Stage::Connecting | Stage::Handshaking => false,
             Stage::Open | Stage::Closing(_) => true,
         };
         self.core.stage = Stage::Closed;
+        self.tls.release();
         #[cfg(feature = "tracing")]
         match &reason {
             CloseReason::Error(e) => tracing::warn!(
@@ -747,8 +812,10 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
         match msg {
             Msg::User(msg) => self.with_conn(ctx, |h, conn| h.message(conn, msg)),
             Msg::Write(bytes) => {
-                if matches!(self.core.stage, Stage::Connecting | Stage::Open)
-                    && self.core.request.is_none()
+                if matches!(
+                    self.core.stage,
+                    Stage::Connecting | Stage::Handshaking | Stage::Open
+                ) && self.core.request.is_none()
                 {
                     self.write_from_other(bytes);
                 }
@@ -808,6 +875,8 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
                     }
                 }
                 Step::Idle => self.idle_check(ctx),
+                #[cfg(feature = "tls")]
+                Step::TlsHandshakeTimeout => self.tls_handshake_timeout(),
                 Step::Linger => return self.linger_over(ctx),
                 Step::Settle => {}
                 Step::GateOpened => self.read(ctx),

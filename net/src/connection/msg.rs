@@ -53,6 +53,9 @@ pub(crate) enum Step {
     GateOpened,
     /// A gate closed until an instant may be open now.
     GateTimer,
+    /// The TLS handshake's time is up.
+    #[cfg(feature = "tls")]
+    TlsHandshakeTimeout,
 }
 
 impl<M> From<Bytes> for ConnMsg<M> {
@@ -95,6 +98,8 @@ impl<M: Clone> Clone for ConnMsg<M> {
                 Step::Settle => Step::Settle,
                 Step::GateOpened => Step::GateOpened,
                 Step::GateTimer => Step::GateTimer,
+                #[cfg(feature = "tls")]
+                Step::TlsHandshakeTimeout => Step::TlsHandshakeTimeout,
             }),
         })
     }

@@ -112,6 +112,12 @@ pub struct ConnectionOptions {
     /// mailbox is over [`mailbox_watermarks`](ConnectionOptions::mailbox_watermarks), which it
     /// drains at once whatever its peer does.
     pub overflow: Overflow,
+    /// TLS for an outgoing connection (default: none, plain TCP): a client handshake once TCP
+    /// is up, before the handler hears `connected`. See [`TlsClient`](crate::TlsClient).
+    /// Accepted connections take theirs from [`ListenOptions::tls`](crate::ListenOptions::tls)
+    /// and ignore this one.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::TlsClient>,
 }
 
 impl Default for ConnectionOptions {
@@ -130,6 +136,8 @@ impl Default for ConnectionOptions {
             close_linger: Duration::from_secs(5),
             mailbox_watermarks: Some((4, 16)),
             overflow: Overflow::MuteWriters,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -212,6 +220,13 @@ impl ConnectionOptions {
     /// Sets `overflow` (see the field for its meaning and default).
     pub fn overflow(mut self, value: Overflow) -> Self {
         self.overflow = value;
+        self
+    }
+
+    /// Sets `tls` to `Some(value)`: a client handshake once TCP is up (see the field).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, value: crate::TlsClient) -> Self {
+        self.tls = Some(value);
         self
     }
 }

@@ -89,8 +89,14 @@ impl Socket {
     }
 
     /// Writes what `queue` holds until the socket would block.
-    pub(crate) fn flush(&mut self, queue: &mut WriteQueue) -> io::Result<Flushed> {
+    pub(crate) fn flush(&self, queue: &mut WriteQueue) -> io::Result<Flushed> {
         queue.flush(&mut &*self.stream)
+    }
+
+    /// The stream as a writer, for a layer that writes bytes of its own (TLS records).
+    #[cfg(feature = "tls")]
+    pub(crate) fn writer(&self) -> &TcpStream {
+        &self.stream
     }
 
     /// Shuts the write side down: the peer reads end of stream after what was sent.

@@ -15,6 +15,9 @@ use crate::CloseReason;
 pub(crate) enum Stage {
     /// An outgoing connect is resolving or racing its attempts.
     Connecting,
+    /// TCP is up and a TLS handshake is under way: nothing is delivered, the handler has not
+    /// heard `connected`; a failure is `connect_failed`.
+    Handshaking,
     /// Open both ways.
     Open,
     /// A graceful close: nothing more is delivered; the write queue drains, then the write

@@ -65,6 +65,9 @@ pub(crate) struct WriteQueue {
     written: Vec<SendToken>,
     /// A send was refused as not writeable since [`take_refused`](WriteQueue::take_refused).
     refused: bool,
+    /// Front bytes a layer has taken and not yet [`consume`](WriteQueue::consume)d (TLS: in
+    /// records not yet sent): [`drop_oldest_over`](WriteQueue::drop_oldest_over) keeps them.
+    held: usize,
 }
 
 impl WriteQueue {
@@ -78,6 +81,7 @@ impl WriteQueue {
             next_token: 0,
             written: Vec::new(),
             refused: false,
+            held: 0,
         }
     }
 
@@ -120,7 +124,13 @@ impl WriteQueue {
     /// queued (or nothing droppable is left). Returns how many chunks and bytes it dropped.
     pub(crate) fn drop_oldest_over(&mut self, limit: usize) -> (u64, usize) {
         let (mut chunks, mut bytes) = (0, 0);
+        // Not the head (it may be partly written), nor a chunk with bytes a layer holds.
         let mut at = 1;
+        let mut kept = self.chunks.front().map_or(0, |c| c.bytes.len());
+        while kept < self.held && at < self.chunks.len() {
+            kept += self.chunks[at].bytes.len();
+            at += 1;
+        }
         while self.queued > limit && at < self.chunks.len() {
             if self.chunks[at].droppable {
                 let dropped = self.chunks.remove(at).expect("in range");
@@ -181,6 +191,7 @@ impl WriteQueue {
     pub(crate) fn clear(&mut self) {
         self.chunks.clear();
         self.queued = 0;
+        self.held = 0;
     }
 
     /// Gives back the queue's memory once it is empty (an idle connection keeps none).
@@ -195,14 +206,21 @@ impl WriteQueue {
 
     /// Writes as much as `out` takes, up to [`MAX_SLICES`] chunks per vectored write.
     pub(crate) fn flush(&mut self, out: &mut impl Write) -> io::Result<Flushed> {
+        self.flush_at_most(out, usize::MAX)
+    }
+
+    /// Like [`flush`](WriteQueue::flush), but writes at most `limit` bytes: a layer that sends
+    /// the first bytes of the queue one way and the rest another (STARTTLS) flushes the first
+    /// part with this. Reports `Drained` once `limit` bytes are written.
+    pub(crate) fn flush_at_most(
+        &mut self,
+        out: &mut impl Write,
+        limit: usize,
+    ) -> io::Result<Flushed> {
         let mut total = 0;
-        while !self.chunks.is_empty() {
+        while !self.chunks.is_empty() && total < limit {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let mut count = 0;
-            for (chunk, slot) in self.chunks.iter().zip(slices.iter_mut()) {
-                *slot = IoSlice::new(&chunk.bytes);
-                count += 1;
-            }
+            let count = self.front(&mut slices, limit - total);
             let n = match out.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
@@ -218,9 +236,34 @@ impl WriteQueue {
         Ok(Flushed::Drained(total))
     }
 
+    /// Marks the first `n` bytes as taken by a layer until they are
+    /// [`consume`](WriteQueue::consume)d: an overflow policy must not drop them.
+    pub(crate) fn hold(&mut self, n: usize) {
+        self.held = n;
+    }
+
+    /// Fills `slices` with the front chunks, at most `limit` bytes in all (the last one cut
+    /// short if needed); returns how many it filled. For a layer that transforms what it
+    /// writes (TLS encrypts it) and [`consume`](WriteQueue::consume)s it once it is out.
+    pub(crate) fn front<'a>(&'a self, slices: &mut [IoSlice<'a>], limit: usize) -> usize {
+        let mut count = 0;
+        let mut left = limit;
+        for (chunk, slot) in self.chunks.iter().zip(slices.iter_mut()) {
+            if left == 0 {
+                break;
+            }
+            let take = chunk.bytes.len().min(left);
+            *slot = IoSlice::new(&chunk.bytes[..take]);
+            left -= take;
+            count += 1;
+        }
+        count
+    }
+
     /// Drops `n` written bytes off the front, recording the tokens of chunks now complete.
-    fn consume(&mut self, mut n: usize) {
+    pub(crate) fn consume(&mut self, mut n: usize) {
         self.queued -= n;
+        self.held = self.held.saturating_sub(n);
         while n > 0 {
             let front = &mut self.chunks[0].bytes;
             if n >= front.len() {
@@ -326,6 +369,30 @@ mod tests {
     }
 
     #[test]
+    fn a_limited_flush_stops_at_the_limit_and_front_cuts_the_last_slice() {
+        let mut queue = WriteQueue::new(1 << 20, 1 << 19);
+        let a = queue.push(Bytes::from_static(b"OK\n"));
+        queue.push(Bytes::from_static(b"secret"));
+        let mut out = Trickle {
+            got: Vec::new(),
+            cap: usize::MAX,
+            limit: usize::MAX,
+            calls: 0,
+        };
+        assert_eq!(
+            queue.flush_at_most(&mut out, 5).unwrap(),
+            Flushed::Drained(5)
+        );
+        assert_eq!(out.got, b"OK\nse", "nothing past the limit");
+        assert_eq!(queue.take_written(), vec![a]);
+        let mut slices = [IoSlice::new(&[]); 4];
+        assert_eq!(queue.front(&mut slices, 2), 1);
+        assert_eq!(&*slices[0], b"cr");
+        assert_eq!(queue.front(&mut slices, 100), 1);
+        assert_eq!(&*slices[0], b"cret");
+    }
+
+    #[test]
     fn sends_are_not_copied() {
         let data = Bytes::from(vec![7u8; 1000]);
         let at = data.as_ptr();
@@ -372,5 +439,25 @@ mod tests {
         );
         assert_eq!(queue.queued(), 8);
         assert_eq!(queue.peak(), 19);
+    }
+
+    #[test]
+    fn lag_keeps_the_bytes_a_layer_holds() {
+        // TLS has encrypted the first 6 bytes (all of `head`, part of `old1`) and consumes them
+        // once their records are out: dropping `old1` would make it consume the wrong bytes.
+        let mut queue = WriteQueue::new(1 << 20, 1 << 19);
+        for chunk in ["head", "old1", "old2", "new"] {
+            queue.push(Bytes::from_static(chunk.as_bytes()));
+        }
+        let mut slices = [IoSlice::new(&[]); 4];
+        assert_eq!(queue.front(&mut slices, 6), 2);
+        queue.hold(6);
+        assert_eq!(queue.drop_oldest_over(0), (2, 7), "old2 and new only");
+        queue.consume(6);
+        let left: Vec<_> = queue.chunks.iter().map(|c| c.bytes.clone()).collect();
+        assert_eq!(left, ["d1"]);
+        // Nothing held any more: the head is still kept, the rest may go.
+        queue.push(Bytes::from_static(b"more"));
+        assert_eq!(queue.drop_oldest_over(0), (1, 4));
     }
 }
