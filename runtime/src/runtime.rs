@@ -248,6 +248,9 @@ impl Builder {
         let locals: Vec<_> = (0..config.threads)
             .map(|_| crossbeam_deque::Worker::new_fifo())
             .collect();
+        let freshes: Vec<_> = (0..config.threads)
+            .map(|_| crossbeam_deque::Worker::new_lifo())
+            .collect();
         let parkers: Vec<_> = (0..config.threads).map(|_| Parker::new()).collect();
         let timers = match config.deterministic {
             Some(_) => Wheel::manual(),
@@ -259,6 +262,7 @@ impl Builder {
         let shared = Arc::new(Shared::new(
             config.clone(),
             locals.iter().map(|l| l.stealer()).collect(),
+            freshes.iter().map(|f| f.stealer()).collect(),
             parkers.iter().map(|p| p.unparker().clone()).collect(),
             timers,
             watchdog.unparker().clone(),
@@ -287,12 +291,13 @@ impl Builder {
                 Err(e) => return Err(BuildError::Spawn(e)),
             }
         }
-        for (index, (local, parker)) in locals.into_iter().zip(parkers).enumerate() {
+        let queues = locals.into_iter().zip(freshes);
+        for (index, ((local, fresh), parker)) in queues.zip(parkers).enumerate() {
             let shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{index}", config.thread_name))
                 .spawn(move || {
-                    let worker = Worker::new(index, shared.clone(), local, parker);
+                    let worker = Worker::new(index, shared.clone(), local, fresh, parker);
                     // User code runs contained (behaviours, hooks, drops, conversions), so a
                     // panic that reaches this point is a runtime bug. Never let it hang `wait`:
                     // end the runtime (see `Shared::worker_died`), then let the thread die so that

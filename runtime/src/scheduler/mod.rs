@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     injector: Injector<Task>,
     stealers: Box<[Stealer<Task>]>,
+    /// The other end of each worker's spawn stack (`Worker::push_fresh`).
+    pub(crate) fresh_stealers: Box<[Stealer<Task>]>,
     unparkers: Box<[Unparker]>,
     /// Per worker: set by a waker that took the worker off the sleeper list.
     notified: Box<[CachePadded<AtomicBool>]>,
@@ -142,6 +144,7 @@ impl Shared {
     pub(crate) fn new(
         config: Config,
         stealers: Vec<Stealer<Task>>,
+        fresh_stealers: Vec<Stealer<Task>>,
         unparkers: Vec<Unparker>,
         timers: Arc<Wheel>,
         watchdog: Unparker,
@@ -150,6 +153,7 @@ impl Shared {
         Shared {
             injector: Injector::new(),
             stealers: stealers.into(),
+            fresh_stealers: fresh_stealers.into(),
             unparkers: unparkers.into(),
             notified: (0..n).map(|_| CachePadded::default()).collect(),
             sleepers: Mutex::new(Vec::with_capacity(n)),
@@ -248,13 +252,14 @@ impl Shared {
             Cell::new(actor, Cell::<A>::new_header(self.clone(), id, slot))
         });
         self.counters.spawned.inc();
-        // A new actor starts with one activation (its `started` hook). It goes to the stealable
-        // queue rather than the next-slot, so a burst of spawns spreads over the workers.
+        // A new actor starts with one activation (its `started` hook). It goes to the worker's
+        // spawn stack (stealable) rather than the next slot, so a burst of spawns spreads over
+        // the workers, and a tree of spawns unfolds depth first.
         match worker {
             Some(w) => {
                 drop(registry);
                 w.activation_started();
-                w.push_back(cell.clone());
+                w.push_fresh(cell.clone());
             }
             // Queued before the lock is released, so that the sweep that finds the entry also
             // finds the task (it clears the injector after stopping what it found).
@@ -432,11 +437,13 @@ impl Shared {
 
     /// Whether worker `index`'s stealable queue holds a task: a racy reading.
     pub(crate) fn has_queued(&self, index: usize) -> bool {
-        !self.stealers[index].is_empty()
+        !self.stealers[index].is_empty() || !self.fresh_stealers[index].is_empty()
     }
 
     fn has_stealable_work(&self) -> bool {
-        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+        !self.injector.is_empty()
+            || self.stealers.iter().any(|s| !s.is_empty())
+            || self.fresh_stealers.iter().any(|s| !s.is_empty())
     }
 
     /// Called by a worker that found nothing to do. Returns `false` when the worker must exit.
