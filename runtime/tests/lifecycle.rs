@@ -544,3 +544,92 @@ fn replies_can_go_to_an_actor_as_a_message() {
     assert_eq!(rx.recv_timeout(common::LIMIT), Ok(41));
     wait(rt);
 }
+
+/// Spawns its successor and stops, `left` times over: a chain of spawns that never leaves the
+/// spawn stack empty.
+struct Chain {
+    left: u64,
+    made: Arc<AtomicU64>,
+}
+
+impl Actor for Chain {
+    type Msg = ();
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.made.fetch_add(1, SeqCst);
+        if self.left > 0 {
+            ctx.spawn(Chain {
+                left: self.left - 1,
+                made: self.made.clone(),
+            });
+        }
+        ctx.stop();
+    }
+    fn handle(&mut self, _: &mut Context<Self>, _: ()) {}
+}
+
+/// Keeps messaging itself, noting how long the chain was at each of its messages.
+struct Ticker {
+    ticks: u64,
+    made: Arc<AtomicU64>,
+    seen: mpsc::Sender<u64>,
+}
+
+impl Actor for Ticker {
+    type Msg = ();
+    fn handle(&mut self, ctx: &mut Context<Self>, _: ()) {
+        self.ticks += 1;
+        let _ = self.seen.send(self.made.load(SeqCst));
+        if self.ticks < 20 {
+            let _ = ctx.myself().send(());
+        }
+    }
+}
+
+/// Freshly spawned actors run first (a tree unfolds depth first), but not forever: an actor in
+/// the FIFO queue keeps its turns while a chain of spawns runs on the same worker.
+#[test]
+fn a_chain_of_spawns_does_not_starve_queued_actors() {
+    const CHAIN: u64 = 200_000;
+    let rt = runtime(1);
+    let made = Arc::new(AtomicU64::new(0));
+    let (tx, seen) = mpsc::channel();
+    // One driver spawns both from one turn, so both start on the one worker.
+    struct Start {
+        made: Arc<AtomicU64>,
+        seen: Option<mpsc::Sender<u64>>,
+    }
+    impl Actor for Start {
+        type Msg = ();
+        fn started(&mut self, ctx: &mut Context<Self>) {
+            let ticker = ctx.spawn(Ticker {
+                ticks: 0,
+                made: self.made.clone(),
+                seen: self.seen.take().unwrap(),
+            });
+            ticker.send(()).unwrap();
+            ctx.spawn(Chain {
+                left: CHAIN,
+                made: self.made.clone(),
+            });
+            ctx.stop();
+        }
+        fn handle(&mut self, _: &mut Context<Self>, _: ()) {}
+    }
+    rt.spawn(Start {
+        made: made.clone(),
+        seen: Some(tx),
+    });
+    let report = wait(rt);
+    let at: Vec<u64> = seen.try_iter().collect();
+    assert_eq!(at.len(), 20, "the ticker handled all its messages");
+    assert_eq!(made.load(SeqCst), CHAIN + 1, "the whole chain ran");
+    // Its twentieth message was handled long before the chain ended: it was not held back
+    // behind the spawn stack.
+    assert!(
+        at[19] < CHAIN / 2,
+        "the ticker's last message waited for {} of {} spawns",
+        at[19],
+        CHAIN + 1
+    );
+    assert_eq!(report.metrics.panics, 0);
+}
