@@ -209,3 +209,36 @@ mod tests {
         assert_eq!(human(3e9), "3.00 G");
     }
 }
+
+/// The echo server handler and stream pattern shared by `echo` and `tls_echo`: a TLS
+/// connection echoes with the very same handler as a plain one.
+pub mod echo {
+    use rein_net::{Bytes, Conn, ConnectionHandler, Flow};
+
+    /// Byte `i` of the test stream the clients send and check.
+    pub fn byte_at(i: usize) -> u8 {
+        (i % 251) as u8
+    }
+
+    /// Sends back what it receives, keeping a refused buffer until `unthrottled`.
+    #[derive(Default)]
+    pub struct Echo {
+        pending: Option<Bytes>,
+    }
+
+    impl ConnectionHandler for Echo {
+        type Msg = ();
+        fn received(&mut self, conn: &mut Conn<Self>, data: Bytes) -> Flow {
+            if let Err(refused) = conn.send(data) {
+                // No `received` follows until `unthrottled`: this slot is not overwritten.
+                self.pending = Some(refused.into_inner());
+            }
+            Flow::Continue
+        }
+        fn unthrottled(&mut self, conn: &mut Conn<Self>) {
+            if let Some(data) = self.pending.take() {
+                let _ = conn.send(data);
+            }
+        }
+    }
+}

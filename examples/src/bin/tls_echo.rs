@@ -14,6 +14,7 @@
 
 use clap::{Parser, Subcommand};
 use rein::{AmbientAuth, Runtime};
+use rein_examples::echo::{byte_at, Echo};
 use rein_examples::{check_clean, check_eq, fail, report, RuntimeArgs};
 use rein_net::*;
 use std::net::SocketAddr;
@@ -65,30 +66,6 @@ enum Mode {
     },
 }
 
-/// Byte `i` of the stream.
-fn byte_at(i: usize) -> u8 {
-    (i % 251) as u8
-}
-
-struct Echo {
-    pending: Option<Bytes>,
-}
-
-impl ConnectionHandler for Echo {
-    type Msg = ();
-    fn received(&mut self, conn: &mut Conn<Self>, data: Bytes) -> Flow {
-        if let Err(refused) = conn.send(data) {
-            self.pending = Some(refused.into_inner());
-        }
-        Flow::Continue
-    }
-    fn unthrottled(&mut self, conn: &mut Conn<Self>) {
-        if let Some(data) = self.pending.take() {
-            let _ = conn.send(data);
-        }
-    }
-}
-
 struct Server {
     listening: Sender<Result<SocketAddr, String>>,
 }
@@ -102,7 +79,7 @@ impl ListenNotify for Server {
         let _ = self.listening.send(Err(err.to_string()));
     }
     fn connected(&mut self, _peer: SocketAddr) -> Echo {
-        Echo { pending: None }
+        Echo::default()
     }
     fn ended(&mut self, ended: ConnectionEnded) {
         // Handshake failures land here too, with their reason.
