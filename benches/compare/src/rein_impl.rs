@@ -182,6 +182,9 @@ pub fn run(w: Workload, p: &Params, threads: usize) -> Result<Outcome, String> {
         }
     };
     let elapsed = start.elapsed();
+    if std::env::var_os("REIN_COMPARE_METRICS").is_some() {
+        eprintln!("rein metrics: {:?}", rt.metrics());
+    }
     let shut = rt.shutdown();
     if shut.worker_panics > 0 {
         return Err(format!(

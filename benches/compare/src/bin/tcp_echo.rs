@@ -1,7 +1,7 @@
 //! `tcp_echo`: a rein-net echo server against an idiomatic tokio echo server, on loopback, in one
 //! process, driven by the same plain std-thread client.
 //!
-//! * **Throughput**: `C` connections (1 and 100), each with a writer thread streaming its share
+//! * **Throughput**: `C` connections (1 and `--many`, 100 by default), each with a writer thread streaming its share
 //!   of `--bytes` and a reader thread reading the echo back; MB/s is bytes echoed / wall time.
 //! * **Latency**: `C` connections, each a thread doing `--round-trips` blocking round trips of
 //!   64 bytes; p50 and p99 over every sample.
@@ -31,10 +31,13 @@ struct Cli {
     /// Bytes echoed per throughput run (split evenly across the connections).
     #[arg(long, default_value_t = 128 << 20)]
     bytes: usize,
-    /// Round trips per connection in the 1-connection latency run (the 100-connection run
-    /// does one hundredth as many per connection, so both take the same number of samples).
+    /// Round trips per connection in the 1-connection latency run (the `--many`-connection
+    /// run does 1/`--many` as many per connection, so both take the same number of samples).
     #[arg(long, default_value_t = 20_000)]
     round_trips: usize,
+    /// Connections in the many-connection throughput and latency runs.
+    #[arg(long, default_value_t = 100)]
+    many: usize,
     /// Idle connections for the memory figure.
     #[arg(long, default_value_t = 1000)]
     idle: usize,
@@ -301,11 +304,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[derive(Default, Clone, Copy)]
 struct Figures {
     mbs_1: f64,
-    mbs_100: f64,
+    mbs_many: f64,
     p50_1: f64,
     p99_1: f64,
-    p50_100: f64,
-    p99_100: f64,
+    p50_many: f64,
+    p99_many: f64,
     idle: f64,
 }
 
@@ -314,17 +317,17 @@ fn measure(start: fn() -> Box<dyn Server>, cli: &Cli, name: &str) -> Figures {
     for rep in 0..cli.reps {
         let server = start();
         let addr = server.addr();
-        let (lat1, lat100) = (
+        let (lat1, lat_many) = (
             latency(addr, 1, cli.round_trips),
-            latency(addr, 100, (cli.round_trips / 100).max(1)),
+            latency(addr, cli.many, (cli.round_trips / cli.many).max(1)),
         );
         let f = Figures {
             mbs_1: throughput(addr, 1, cli.bytes),
-            mbs_100: throughput(addr, 100, cli.bytes),
+            mbs_many: throughput(addr, cli.many, cli.bytes),
             p50_1: percentile(&lat1, 0.5),
             p99_1: percentile(&lat1, 0.99),
-            p50_100: percentile(&lat100, 0.5),
-            p99_100: percentile(&lat100, 0.99),
+            p50_many: percentile(&lat_many, 0.5),
+            p99_many: percentile(&lat_many, 0.99),
             idle: if rep == 0 && cli.idle > 0 {
                 idle_memory(addr, cli.idle)
             } else {
@@ -335,11 +338,11 @@ fn measure(start: fn() -> Box<dyn Server>, cli: &Cli, name: &str) -> Figures {
             "{name} run {}: {:.0} / {:.0} MB/s, p50 {:.1} / {:.1} us, p99 {:.1} / {:.1} us",
             rep + 1,
             f.mbs_1,
-            f.mbs_100,
+            f.mbs_many,
             f.p50_1,
-            f.p50_100,
+            f.p50_many,
             f.p99_1,
-            f.p99_100
+            f.p99_many
         );
         runs.push(f);
         server.stop();
@@ -347,11 +350,11 @@ fn measure(start: fn() -> Box<dyn Server>, cli: &Cli, name: &str) -> Figures {
     let pick = |g: fn(&Figures) -> f64| median(runs.iter().map(g).collect());
     Figures {
         mbs_1: pick(|f| f.mbs_1),
-        mbs_100: pick(|f| f.mbs_100),
+        mbs_many: pick(|f| f.mbs_many),
         p50_1: pick(|f| f.p50_1),
         p99_1: pick(|f| f.p99_1),
-        p50_100: pick(|f| f.p50_100),
-        p99_100: pick(|f| f.p99_100),
+        p50_many: pick(|f| f.p50_many),
+        p99_many: pick(|f| f.p99_many),
         idle: runs[0].idle,
     }
 }
@@ -362,8 +365,8 @@ type Row = (&'static str, fn(&Figures) -> f64, &'static str);
 fn main() {
     let cli = Cli::parse();
     assert!(
-        cli.reps > 0 && cli.bytes >= 100,
-        "--reps and --bytes too small"
+        cli.reps > 0 && cli.many > 0 && cli.bytes >= cli.many,
+        "--reps, --many or --bytes too small"
     );
     let rein = measure(Rein::start, &cli, "rein");
     let tokio = measure(Tokio::start, &cli, "tokio");
@@ -375,16 +378,18 @@ fn main() {
     );
     println!("| figure | rein | tokio | rein/tokio |");
     println!("|---|---:|---:|---:|");
+    let many = format!("{} connections", cli.many);
     let rows: [Row; 7] = [
         ("throughput, 1 connection", |f| f.mbs_1, "MB/s"),
-        ("throughput, 100 connections", |f| f.mbs_100, "MB/s"),
+        ("throughput, {many}", |f| f.mbs_many, "MB/s"),
         ("round trip p50, 1 connection", |f| f.p50_1, "µs"),
         ("round trip p99, 1 connection", |f| f.p99_1, "µs"),
-        ("round trip p50, 100 connections", |f| f.p50_100, "µs"),
-        ("round trip p99, 100 connections", |f| f.p99_100, "µs"),
+        ("round trip p50, {many}", |f| f.p50_many, "µs"),
+        ("round trip p99, {many}", |f| f.p99_many, "µs"),
         ("RSS per idle connection", |f| f.idle, "bytes"),
     ];
     for (what, get, unit) in rows {
+        let what = what.replace("{many}", &many);
         let (r, t) = (get(&rein), get(&tokio));
         println!(
             "| {what} ({unit}) | {r:.1} | {t:.1} | {:.2} |",
