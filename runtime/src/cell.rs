@@ -38,6 +38,9 @@ pub(crate) trait Runnable: Send + Sync + 'static {
     fn raw_count(&self) -> usize;
     /// Claims a lingering actor's activation (see `Mailbox::claim_lingering`).
     fn claim_lingering(&self) -> Option<usize>;
+    /// Claims a lingering actor's activation to stop its lingering, freeing its mailbox's block
+    /// if no mail came (see `Mailbox::end_lingering`).
+    fn end_lingering(&self) -> Option<usize>;
     /// The actor's type name, for diagnostics and traces.
     fn type_name(&self) -> &'static str;
 }
@@ -188,10 +191,16 @@ impl Header {
                 shared.schedule_activation(as_task(), worker);
             } else if before & LINGER_TOKEN != 0 {
                 // It lingers on a worker that watches for mail. A sender outside the runtime
-                // leaves it there (that is the point); a sender on a worker takes it over, so
-                // that a conversation keeps running on one core as with an idle receiver.
+                // leaves it there (that is the point); a sender on a worker takes it over into
+                // its free next slot, so that a conversation keeps running on one core as with
+                // an idle receiver. With the slot taken (a fan-out), it stays where it lingers:
+                // claiming it would push the slot's actor out to the stealable queue, and on 16
+                // cores idle thieves turned that into a steal and a new linger per message
+                // (fork-join throughput 48x slower than on one worker).
                 if let Some(worker) = worker {
-                    worker.resume_claimed(as_task());
+                    if !worker.next_is_taken() {
+                        worker.resume_claimed(as_task());
+                    }
                 }
             }
             if !shared.config.backpressure {
@@ -516,7 +525,12 @@ impl<A: Actor> Runnable for Cell<A> {
             }
             while matches!(after, After::Continue) && handled < shared.config.batch {
                 // SAFETY: we are the single consumer while holding the activation.
-                let Some(msg) = (unsafe { self.mailbox.pop() }) else {
+                let popped = unsafe { self.mailbox.pop() }.or_else(|| {
+                    let held = handled + usize::from(turn.extra_activation);
+                    // SAFETY: as above.
+                    unsafe { self.mailbox.pop_in_flight(held) }
+                });
+                let Some(msg) = popped else {
                     drained = true;
                     break;
                 };
@@ -562,15 +576,17 @@ impl<A: Actor> Runnable for Cell<A> {
             retire += dropped;
             drained = true;
         }
-        if drained {
-            // An idle actor keeps no block of its mailbox (see `crate::mailbox`).
+        // An otherwise idle worker keeps a drained, live actor activated for a while, so that a
+        // send from outside the runtime needs no scheduling (see `crate::scheduler`,
+        // "Lingering").
+        let linger = turn.actor.is_some() && worker.may_linger();
+        if drained && !linger {
+            // An idle actor keeps no block of its mailbox (see `crate::mailbox`). A lingering one
+            // keeps it until it stops lingering (`Mailbox::end_lingering`).
             // SAFETY: we hold the activation and our last pop found nothing.
             unsafe { self.mailbox.release_if_drained() };
         }
-        // An otherwise idle worker keeps a drained, live actor activated for a while, so that a
-        // send from outside the runtime needs no scheduling (see `crate::scheduler`,
-        // "Lingering"). From here on the turn state may belong to whoever claims the token.
-        let linger = turn.actor.is_some() && worker.may_linger();
+        // From here on the turn state may belong to whoever claims the token.
         let left = if linger {
             // SAFETY: we hold the activation, retire what we handled or held, and the token is
             // clear while a turn runs.
@@ -624,6 +640,10 @@ impl<A: Actor> Runnable for Cell<A> {
 
     fn claim_lingering(&self) -> Option<usize> {
         self.mailbox.claim_lingering()
+    }
+
+    fn end_lingering(&self) -> Option<usize> {
+        self.mailbox.end_lingering()
     }
 
     fn type_name(&self) -> &'static str {

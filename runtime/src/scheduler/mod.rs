@@ -217,14 +217,6 @@ impl Shared {
         self.sleepers.lock().contains(&index)
     }
 
-    /// Activations ended by a thread that is not a worker of this runtime and started by no one
-    /// there (the watchdog's claims): counted like an outside thread's, then quiescence is checked
-    /// again, since the ending may be what it waited for.
-    pub(crate) fn activations_ended_outside(&self, n: i64) {
-        self.external_activations.fetch_sub(n, SeqCst);
-        self.try_quiesce();
-    }
-
     /// Spawns `actor`. On a worker of this runtime it always succeeds (a runtime that is shutting
     /// down stops it in its final sweep, after joining the workers). From anywhere else, with
     /// `only_if_open`, it hands the actor back once the runtime no longer runs: after that nothing

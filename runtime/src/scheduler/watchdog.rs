@@ -149,7 +149,6 @@ pub(crate) fn run(shared: Arc<Shared>, parker: Parker) {
 fn look(shared: &Shared, seen: &mut [u64]) -> bool {
     let mut watched = false;
     let mut taken: Vec<Task> = Vec::new();
-    let mut ended = 0;
     let mut wake = false;
     // Sockets: a worker that leaves `epoll_wait` with edges runs their turns, and the workers
     // asleep in their futex do not take the polling over. If it stays in one turn, no socket is
@@ -181,10 +180,9 @@ fn look(shared: &Shared, seen: &mut [u64]) -> bool {
             core.lingering.borrow(|lingering| {
                 for task in lingering {
                     if task.raw_count() > LINGER_TOKEN {
-                        match task.claim_lingering() {
-                            Some(0) => ended += 1,
-                            Some(_) => taken.push(task.clone()),
-                            None => {}
+                        // Only with mail: an actor without keeps lingering where it is.
+                        if task.claim_lingering().is_some() {
+                            taken.push(task.clone());
                         }
                     }
                 }
@@ -200,11 +198,6 @@ fn look(shared: &Shared, seen: &mut [u64]) -> bool {
     }
     if wake {
         shared.notify_one();
-    }
-    if ended != 0 {
-        // Only actors seen with mail are claimed, and mail is never retired while the token is
-        // set, so this does not happen; if it did, the activation has ended here.
-        shared.activations_ended_outside(ended);
     }
     watched
 }

@@ -369,6 +369,12 @@ impl Worker {
         !self.has_queued_work() && self.read_lingering(Vec::len) < LINGER_MAX
     }
 
+    /// Whether the next slot holds a task.
+    #[inline]
+    pub(crate) fn next_is_taken(&self) -> bool {
+        self.core().next.is_full()
+    }
+
     /// Whether the next slot or the local queues hold a task.
     #[inline]
     fn has_queued_work(&self) -> bool {
@@ -381,13 +387,12 @@ impl Worker {
         self.with_lingering(|lingering| lingering.push(task));
     }
 
-    /// Claims `task`'s lingering token and, if that leaves it activated, runs it next on this
-    /// worker (without counting a new activation: the token's carries over).
+    /// Claims `task`'s lingering token if mail waits and runs it next on this worker (without
+    /// counting a new activation: the token's carries over). If it has no mail (the lingering
+    /// worker handled it already) or someone else claimed it, there is nothing to do.
     pub(crate) fn resume_claimed(&self, task: Task) {
-        match task.claim_lingering() {
-            Some(0) => self.activation_ended(),
-            Some(_) => self.push_next(task),
-            None => {}
+        if task.claim_lingering().is_some() {
+            self.push_next(task);
         }
     }
 
@@ -427,11 +432,9 @@ impl Worker {
                     forgotten.push(task);
                     continue;
                 }
+                // `None`: someone else claimed it since we read `count` (mail is never retired
+                // while the token is set, so it did not lose its mail): a stale entry.
                 match task.claim_lingering() {
-                    Some(0) => {
-                        self.activation_ended();
-                        forgotten.push(task);
-                    }
                     Some(_) if first.is_none() => first = Some(task),
                     Some(_) => {
                         self.local.push(task);
@@ -455,7 +458,7 @@ impl Worker {
         let lingering = self.with_lingering(std::mem::take);
         let mut queued = false;
         for task in lingering {
-            match task.claim_lingering() {
+            match task.end_lingering() {
                 Some(0) => self.activation_ended(),
                 Some(_) => {
                     self.push_back(task);
