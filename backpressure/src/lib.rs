@@ -32,8 +32,9 @@
 //! on `Writer`, and the `Flushed` it should send never comes: both wait forever.
 //!
 //! rein gives two ways out, both deterministic:
-//! 1. **Timers and I/O are never muted.** A tick from [`rein::Context::after`] is sent by the
-//!    runtime's timer thread, which no actor can mute, so "retry on a timer" always progresses.
+//! 1. **Timers and I/O are never muted.** A tick from [`rein::Context::after`] is sent by a
+//!    worker between turns, outside any behaviour, so no mute applies and "retry on a timer"
+//!    always progresses.
 //! 2. **Exempt the sender** you depend on: `Backpressure::exempt(&auth, flusher_id)` in `Writer`
 //!    means `Flusher` is never muted on `Writer` (and is unmuted at once if it was), so its
 //!    `Flushed` arrives. Only exempt actors you need: an exempt sender is not throttled by you.

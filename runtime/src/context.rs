@@ -86,7 +86,7 @@ impl<'a, A: Actor> Context<'a, A> {
     /// Until the outcome arrives, the ask keeps the runtime from ending by quiescence (a
     /// timeout too large to be represented, such as `Duration::MAX`, means none: the outcome then
     /// comes only from the reply or the handle's drop). `answer` runs on whichever thread settles
-    /// the ask (the replier's, the timer thread, a drop); a panic in it loses the outcome and
+    /// the ask (the replier's, the worker that fires the timeout, a drop); a panic in it loses the outcome and
     /// is counted in [`Metrics::panics`](crate::Metrics::panics).
     ///
     /// ```
@@ -184,7 +184,7 @@ impl<'a, A: Actor> Context<'a, A> {
     }
 
     /// Delivers a clone of `msg` every `period` until cancelled or this actor stops. It does not
-    /// keep the runtime alive. The clone is made on the timer thread; if it panics, the timer
+    /// keep the runtime alive. The clone is made by the worker that fires the tick; if it panics, the timer
     /// ends (the panic is counted in [`Metrics::panics`](crate::Metrics::panics)) and the actor
     /// is told nothing.
     pub fn every(&self, period: Duration, msg: A::Msg) -> Timer
@@ -282,8 +282,8 @@ where
         if asker.is_stopped() {
             return Err(result);
         }
-        // `answer` is the asker's code, run on the settling thread (a replier's behaviour, the
-        // timer thread, whoever drops the handle): contain it, as a `Recipient`'s conversion.
+        // `answer` is the asker's code, run on the settling thread (a replier's behaviour, a
+        // worker firing the timeout, whoever drops the handle): contain it, as a `Recipient`'s conversion.
         let counters = &asker.header().shared.counters;
         if let Some(msg) = counters.contained(move || answer(result)) {
             if let Err(refused) = asker.send(msg) {

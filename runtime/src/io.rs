@@ -234,12 +234,18 @@ impl Driver {
         let _ = self.waker.wake();
     }
 
-    /// Polls once, as worker `me`, if no other worker is polling: blocking (until an edge or a
-    /// wake-up) when `block`, else a quick look. `woken` is read after `me` is published as
-    /// the poller and before blocking: if it says the worker was woken already, the poll does
-    /// not block. Returns the edges taken, for the caller to [deliver](Edges::deliver) once it
+    /// Polls once, as worker `me`, if no other worker is polling: blocking (until an edge, a
+    /// wake-up, or `until` if given: the timekeeper's deadline) when `block`, else a quick look.
+    /// `woken` is read after `me` is published as the poller and before blocking: if it says
+    /// the worker was woken already, the poll does not block. Returns the edges taken, for the caller to [deliver](Edges::deliver) once it
     /// counts as awake, or `None` if another worker holds the poller.
-    pub(crate) fn poll(&self, me: usize, block: bool, woken: impl Fn() -> bool) -> Option<Edges> {
+    pub(crate) fn poll(
+        &self,
+        me: usize,
+        block: bool,
+        until: Option<std::time::Instant>,
+        woken: impl Fn() -> bool,
+    ) -> Option<Edges> {
         if self.failed.lock().is_some() {
             // A failed driver polls no more; its owners have heard.
             return None;
@@ -253,7 +259,9 @@ impl Driver {
             self.poller.store(me, SeqCst);
             std::sync::atomic::fence(SeqCst);
             if !woken() {
-                timeout = None;
+                // epoll_wait counts whole milliseconds (mio rounds up): a timer fires at most a
+                // millisecond late, never early.
+                timeout = until.map(|u| u.saturating_duration_since(std::time::Instant::now()));
             }
         }
         let result = self.poll_once(poll, events, timeout);

@@ -97,7 +97,7 @@ pub(crate) struct Counters {
 impl Counters {
     /// Runs user code that runs outside any behaviour (a `Drop`, a `From` conversion, a `Clone`,
     /// a monitor), so that a panic in it costs only what it was doing: the panic is counted and
-    /// the caller, often a worker or the timer thread, carries on. Returns `None` if it panicked.
+    /// the caller, often a worker firing timers or running I/O, carries on. Returns `None` if it panicked.
     ///
     /// A panic there must not unwind into the runtime: a worker that dies holds activations that
     /// nobody else can ever run, and the runtime could then never become quiescent.

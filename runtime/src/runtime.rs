@@ -153,7 +153,7 @@ impl Builder {
     }
 
     /// Reports every actor that stays muted longer than `threshold`: `report` is called once
-    /// per stall, on the runtime's timer thread, with the muted actor, the receiver it is muted
+    /// per stall, on the worker that keeps time (see [`Context::after`](crate::Context::after)), with the muted actor, the receiver it is muted
     /// on, for how long, and why that receiver still blocks ([`StallReport`]). A stall is
     /// reported within a quarter of `threshold` (at least 10 ms, at most 1 s) of crossing it,
     /// and again only if the actor is muted anew after resuming. Use it to make a stalled
@@ -254,9 +254,7 @@ impl Builder {
         let parkers: Vec<_> = (0..config.threads).map(|_| Parker::new()).collect();
         let timers = match config.deterministic {
             Some(_) => Wheel::manual(),
-            None => {
-                Wheel::start(format!("{}-timer", config.thread_name)).map_err(BuildError::Spawn)?
-            }
+            None => Wheel::new(),
         };
         let watchdog = Parker::new();
         let shared = Arc::new(Shared::new(
@@ -267,10 +265,11 @@ impl Builder {
             timers,
             watchdog.unparker().clone(),
         ));
+        shared.timers.attach(&shared);
         if let (Some(watch), None) = (self.on_stall, config.deterministic) {
             let period = watch.period();
             let fire = watch.watch(Arc::downgrade(&shared));
-            // Does not keep the runtime alive; ends with the timer thread.
+            // Does not keep the runtime alive; ends when the runtime does.
             shared
                 .timers
                 .add(period, Some(period), None, Box::new(fire));

@@ -7,7 +7,7 @@
 //!
 //! What it costs: nothing per message. The mute graph already records every mute under its lock
 //! (`crate::mute_graph`); each edge also keeps the moment it was added (one clock read per
-//! mute). A periodic scan on the runtime's timer thread looks for edges older than the
+//! mute). A periodic scan, a timer the workers fire (`crate::timer`), looks for edges older than the
 //! threshold (one lock, O(mutes in force)), and only when it finds one it has not reported yet
 //! does it read the actors' state words (O(live actors), like
 //! [`RuntimeHandle::mute_snapshot`](crate::RuntimeHandle::mute_snapshot)).

@@ -1,32 +1,44 @@
 //! Timers: deliver a message to an actor after a delay, once or periodically.
 //!
-//! One timer thread per runtime, started on first use, sleeps on a condition variable until the
-//! earliest deadline. Firing is an ordinary send from outside the workers, so a timer tick is
+//! There is no timer thread: the workers keep time. Pending timers sit in a heap ordered by
+//! deadline, and the earliest deadline is published in an atomic ([`Wheel::next_deadline`]), so
+//! that a worker can tell in one load whether anything could be due.
+//!
+//! * A worker about to sleep first fires whatever is due ([`Wheel::fire_due`]). Then one sleeper,
+//!   the *timekeeper* (`Shared::keeper`), sleeps only until the earliest deadline: in
+//!   `epoll_wait`'s timeout if it is the worker that waits for sockets, else in its futex with a
+//!   deadline. A timer set earlier than what the timekeeper waits for wakes it
+//!   (`Shared::timer_added`), and with no timekeeper a sleeper is woken to become one.
+//! * A busy worker looks at the deadline every `INJECTOR_INTERVAL` picks (with the injector and
+//!   the sockets), so timers fire while every worker is busy too.
+//!
+//! So a tick costs no thread switch to a timer thread and back: the worker that fires it runs the
+//! ticked actor next. Firing is an ordinary send from outside any behaviour, so a timer tick is
 //! never held back by muting: an actor under pressure that waits for a tick to release it always
 //! gets the tick (Pony's ponyc#3382 deadlock does not arise). A pending timer keeps the runtime
 //! alive only if it was created with one of the `*_keeping_alive` methods.
 //!
-//! The timer thread runs user code: a periodic timer clones its message, a send that fails drops
-//! it, and an ended timer drops its closure (the message, the target's address, and with the last
-//! address the actor itself). Each of these is contained: a panic there ends that timer (counted in
-//! [`Metrics::panics`](crate::Metrics::panics)), never the thread and every other timer with it.
+//! Firing runs user code: a periodic timer clones its message, a send that fails drops it, and an
+//! ended timer drops its closure (the message, the target's address, and with the last address
+//! the actor itself). Each of these is contained: a panic there ends that timer (counted in
+//! [`Metrics::panics`](crate::Metrics::panics)), never the worker and every other timer with it.
 //! User code also never runs under the queue lock, so it may set or cancel timers itself.
 //!
 //! A delay too large to be represented as an instant (`Duration::MAX`, say) means "never": the
 //! timer stays pending, keeping the runtime alive if it was created to, until it is cancelled.
 //!
 //! A runtime in deterministic mode ([`Builder::deterministic`](crate::Builder::deterministic))
-//! has no timer thread: its clock is virtual, and the worker holding the scheduling baton fires
+//! has a virtual clock instead, and the worker holding the scheduling baton fires
 //! timers itself ([`Wheel::fire_next`]) when every worker is idle, or at seeded random moments,
 //! so that a seed replays the same ticks at the same points.
 
 use crate::metrics::{contain, Counter};
 use crate::scheduler::Shared;
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 /// Fires the timer; returns `false` if its target is gone (the timer then ends).
@@ -44,7 +56,9 @@ impl Timer {
         self.state.cancelled.store(true, SeqCst);
         self.state.finish();
         if let Some(wheel) = self.state.wheel.upgrade() {
-            wheel.changed.notify_one();
+            // Its closure holds the target's address: drop it now if it is next in line (the
+            // others go when they reach the front).
+            wheel.discard_cancelled_front();
         }
     }
 
@@ -116,9 +130,17 @@ struct Queue {
     elapsed: Duration,
 }
 
+/// `Wheel::next` when no timer will ever be due.
+const NOTHING_DUE: u64 = u64::MAX;
+
 pub(crate) struct Wheel {
     queue: Mutex<Queue>,
-    changed: Condvar,
+    /// The earliest pending deadline, in nanoseconds since `origin` ([`NOTHING_DUE`] if none):
+    /// what a worker reads to decide whether to look at the queue. Written under the queue lock.
+    next: AtomicU64,
+    origin: Instant,
+    /// The scheduler, told when a timer becomes the earliest (real clock only).
+    shared: OnceLock<Weak<Shared>>,
     /// Panics in timer user code (message clones, closure drops); part of `Metrics::panics`.
     panics: Counter,
     /// `Some(base)` for a virtual clock (deterministic mode): now is `base + Queue::elapsed`.
@@ -126,29 +148,112 @@ pub(crate) struct Wheel {
 }
 
 impl Wheel {
-    /// Starts a timer thread named `name`.
-    pub(crate) fn start(name: String) -> std::io::Result<Arc<Wheel>> {
-        let wheel = Arc::new(Wheel {
-            queue: Mutex::new(Queue::default()),
-            changed: Condvar::new(),
-            panics: Counter::new(),
-            virtual_base: None,
-        });
-        let runner = wheel.clone();
-        std::thread::Builder::new()
-            .name(name)
-            .spawn(move || runner.run())?;
-        Ok(wheel)
+    /// A wheel on the real clock, kept by the workers (see the module docs).
+    pub(crate) fn new() -> Arc<Wheel> {
+        Self::with_clock(None)
     }
 
-    /// A wheel on a virtual clock, with no thread: see [`Wheel::fire_next`].
+    /// A wheel on a virtual clock: see [`Wheel::fire_next`].
     pub(crate) fn manual() -> Arc<Wheel> {
+        Self::with_clock(Some(Instant::now()))
+    }
+
+    fn with_clock(virtual_base: Option<Instant>) -> Arc<Wheel> {
         Arc::new(Wheel {
             queue: Mutex::new(Queue::default()),
-            changed: Condvar::new(),
+            next: AtomicU64::new(NOTHING_DUE),
+            origin: Instant::now(),
+            shared: OnceLock::new(),
             panics: Counter::new(),
-            virtual_base: Some(Instant::now()),
+            virtual_base,
         })
+    }
+
+    /// Connects the wheel to its scheduler, which is told when a timer becomes the earliest.
+    pub(crate) fn attach(&self, shared: &Arc<Shared>) {
+        let _ = self.shared.set(Arc::downgrade(shared));
+    }
+
+    /// `at` as nanoseconds since the wheel's origin, saturating below [`NOTHING_DUE`].
+    pub(crate) fn nanos(&self, at: Instant) -> u64 {
+        let n = at.saturating_duration_since(self.origin).as_nanos();
+        n.min(u128::from(NOTHING_DUE - 1)) as u64
+    }
+
+    /// The earliest pending deadline (cancelled timers may still count), if any will ever be
+    /// due. One SeqCst load: see `Shared::timer_added` for the pairing.
+    #[inline]
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        match self.next.load(SeqCst) {
+            NOTHING_DUE => None,
+            n => Some(self.origin + Duration::from_nanos(n)),
+        }
+    }
+
+    /// Publishes the front of the heap as the next deadline. Under the queue lock.
+    fn publish_next(&self, q: &Queue) {
+        let next = match q.heap.peek() {
+            Some(Reverse(Entry {
+                deadline: Some(d), ..
+            })) => self.nanos(*d),
+            _ => NOTHING_DUE,
+        };
+        self.next.store(next, SeqCst);
+    }
+
+    /// Real clock: fires every timer due now, on the calling thread (a worker between turns).
+    /// Returns whether it fired any. One load when nothing is due.
+    pub(crate) fn fire_due(&self) -> bool {
+        if self.virtual_base.is_some() {
+            return false;
+        }
+        match self.next_deadline() {
+            Some(d) if d <= Instant::now() => {}
+            _ => return false,
+        }
+        let mut q = self.queue.lock();
+        let mut fired = false;
+        loop {
+            if q.closed {
+                return fired;
+            }
+            let now = Instant::now();
+            let next = q
+                .heap
+                .peek()
+                .map(|Reverse(e)| (e.deadline, e.state.cancelled.load(SeqCst)));
+            match next {
+                Some((_, true)) => {
+                    let Reverse(entry) = q.heap.pop().expect("peeked");
+                    self.publish_next(&q);
+                    q = self.discard(q, entry);
+                }
+                Some((Some(deadline), false)) if deadline <= now => {
+                    let Reverse(entry) = q.heap.pop().expect("peeked");
+                    self.publish_next(&q);
+                    q = self.fire(q, entry, deadline, now);
+                    fired = true;
+                }
+                _ => {
+                    self.publish_next(&q);
+                    return fired;
+                }
+            }
+        }
+    }
+
+    /// Drops cancelled timers from the front of the queue, so that they neither hold their
+    /// targets nor wake the timekeeper for nothing.
+    fn discard_cancelled_front(&self) {
+        let mut q = self.queue.lock();
+        while let Some(Reverse(e)) = q.heap.peek() {
+            if !e.state.cancelled.load(SeqCst) {
+                break;
+            }
+            let Reverse(entry) = q.heap.pop().expect("peeked");
+            self.publish_next(&q);
+            q = self.discard(q, entry);
+        }
     }
 
     /// The current time: the real clock, or the virtual one.
@@ -224,43 +329,15 @@ impl Wheel {
             fire,
             state: state.clone(),
         }));
+        let earliest = q.heap.peek().is_some_and(|Reverse(e)| e.seq == seq);
+        self.publish_next(&q);
         drop(q);
-        self.changed.notify_one();
-        Timer { state }
-    }
-
-    fn run(&self) {
-        let mut q = self.queue.lock();
-        loop {
-            if q.closed {
-                return;
-            }
-            let now = Instant::now();
-            let next = q
-                .heap
-                .peek()
-                .map(|Reverse(e)| (e.deadline, e.state.cancelled.load(SeqCst)));
-            match next {
-                None => self.changed.wait(&mut q),
-                Some((_, true)) => {
-                    let Reverse(entry) = q.heap.pop().expect("peeked");
-                    q = self.discard(q, entry);
-                }
-                Some((None, false)) => {
-                    // Only timers that never fire are left: wait for a change, then forget
-                    // those cancelled meanwhile (they would otherwise never reach the top).
-                    self.changed.wait(&mut q);
-                    q = self.forget_cancelled(q);
-                }
-                Some((Some(deadline), false)) if deadline <= now => {
-                    let Reverse(entry) = q.heap.pop().expect("peeked");
-                    q = self.fire(q, entry, deadline, now);
-                }
-                Some((Some(deadline), false)) => {
-                    self.changed.wait_until(&mut q, deadline);
-                }
+        if let (true, Some(deadline), None) = (earliest, deadline, self.virtual_base) {
+            if let Some(shared) = self.shared.get().and_then(Weak::upgrade) {
+                shared.timer_added(self.nanos(deadline));
             }
         }
+        Timer { state }
     }
 
     /// Fires `entry`, due at `deadline`, and requeues it if it is periodic and still wanted.
@@ -281,6 +358,7 @@ impl Wheel {
                 // Fixed rate, but never a burst of catch-up ticks after a stall.
                 entry.deadline = deadline.checked_add(period).map(|d| d.max(now));
                 q.heap.push(Reverse(entry));
+                self.publish_next(&q);
                 q
             }
             _ => self.discard(q, entry),
@@ -295,32 +373,20 @@ impl Wheel {
         self.queue.lock()
     }
 
-    /// Takes every cancelled entry out of the queue and discards it.
-    fn forget_cancelled<'a>(&'a self, mut q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
-        let (cancelled, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut q.heap)
-            .into_vec()
-            .into_iter()
-            .partition(|Reverse(e)| e.state.cancelled.load(SeqCst));
-        q.heap = kept.into();
-        for Reverse(entry) in cancelled {
-            q = self.discard(q, entry);
-        }
-        q
-    }
-
-    /// Panics contained on the timer thread so far.
+    /// Panics contained in timer user code so far.
     pub(crate) fn panics(&self) -> u64 {
         self.panics.get()
     }
 
-    /// Ends the timer thread and every pending timer.
+    /// Ends every pending timer; later ones end at once.
     pub(crate) fn close(&self) {
         let entries = {
             let mut q = self.queue.lock();
             q.closed = true;
-            std::mem::take(&mut q.heap)
+            let entries = std::mem::take(&mut q.heap);
+            self.publish_next(&q);
+            entries
         };
-        self.changed.notify_all();
         for Reverse(entry) in entries {
             entry.state.finish();
             contain(&self.panics, move || drop(entry));

@@ -267,7 +267,7 @@ fn a_timer_message_whose_clone_panics_ends_that_timer_only() {
         rt.metrics().panics == 1
     });
     until("the fragile timer to end", || fragile.is_done());
-    // The timer thread is still there: a timer set after the panic fires.
+    // Timers still fire: a timer set after the panic fires.
     timed.send(TimerMsg::StartLater).unwrap();
     tick.recv_timeout(LIMIT)
         .expect("a timer set after the panic fired");

@@ -168,3 +168,151 @@ fn a_timer_whose_actor_stopped_ends_and_releases_the_runtime() {
     let report = wait(rt);
     assert!(report.quiescent);
 }
+
+/// Sets timers on request: the long one first, so that a sleeping worker keeps time for it.
+struct Setter {
+    long: Option<Timer>,
+    out: mpsc::Sender<Instant>,
+}
+
+enum SetterMsg {
+    Long,
+    Short(Duration),
+    Tick,
+}
+
+impl Actor for Setter {
+    type Msg = SetterMsg;
+    fn handle(&mut self, ctx: &mut Context<Self>, msg: SetterMsg) {
+        match msg {
+            SetterMsg::Long => {
+                self.long =
+                    Some(ctx.after_keeping_alive(Duration::from_secs(3600), SetterMsg::Tick));
+            }
+            SetterMsg::Short(delay) => {
+                ctx.after_keeping_alive(delay, SetterMsg::Tick);
+            }
+            SetterMsg::Tick => {
+                let _ = self.out.send(Instant::now());
+                // The short timer fired: the long one has nothing left to prove.
+                if let Some(long) = self.long.take() {
+                    long.cancel();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn an_earlier_timer_wakes_the_worker_that_sleeps_until_a_later_one() {
+    // The timekeeper sleeps until the hour-long timer; the short timer set afterwards must wake
+    // it rather than wait behind it.
+    let rt = common::runtime(2);
+    let (tx, rx) = mpsc::channel();
+    let a = rt.spawn(Setter {
+        long: None,
+        out: tx,
+    });
+    a.send(SetterMsg::Long).unwrap();
+    // Let every worker go to sleep, one of them until the hour is up.
+    std::thread::sleep(Duration::from_millis(100));
+    let set = Instant::now();
+    a.send(SetterMsg::Short(Duration::from_millis(20))).unwrap();
+    let fired = rx
+        .recv_timeout(common::LIMIT)
+        .expect("the short timer fired");
+    assert!(fired - set >= Duration::from_millis(20), "fired early");
+    let report = wait(rt);
+    assert!(report.quiescent);
+}
+
+/// Keeps its only worker busy with turns of about 200 µs until `done` is set or two seconds pass.
+struct Busy {
+    done: Arc<std::sync::atomic::AtomicBool>,
+    stopped_by_timer: Arc<std::sync::atomic::AtomicBool>,
+    started: Instant,
+}
+
+impl Actor for Busy {
+    type Msg = ();
+    fn handle(&mut self, ctx: &mut Context<Self>, _: ()) {
+        let turn = Instant::now();
+        while turn.elapsed() < Duration::from_micros(200) {
+            std::hint::spin_loop();
+        }
+        if self.done.load(SeqCst) {
+            self.stopped_by_timer.store(true, SeqCst);
+        } else if self.started.elapsed() < Duration::from_secs(2) {
+            let _ = ctx.myself().send(());
+        }
+    }
+}
+
+/// Sets a short timer and raises `done` when it fires.
+struct Alarm {
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Actor for Alarm {
+    type Msg = bool;
+    fn handle(&mut self, ctx: &mut Context<Self>, tick: bool) {
+        if tick {
+            self.done.store(true, SeqCst);
+        } else {
+            ctx.after_keeping_alive(Duration::from_millis(20), true);
+        }
+    }
+}
+
+#[test]
+fn timers_fire_while_every_worker_is_busy() {
+    // One worker, kept busy by an actor that messages itself: no worker ever sleeps, so the
+    // timer must be fired by the busy worker between turns (a turn per message, so that turns
+    // come often).
+    let rt = Runtime::builder()
+        .threads(1)
+        .batch(1)
+        .build()
+        .expect("runtime");
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    rt.spawn(Alarm { done: done.clone() }).send(false).unwrap();
+    let stopped_by_timer = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = rt.spawn(Busy {
+        done: done.clone(),
+        stopped_by_timer: stopped_by_timer.clone(),
+        started: Instant::now(),
+    });
+    busy.send(()).unwrap();
+    let report = wait(rt);
+    assert!(report.quiescent);
+    assert!(
+        stopped_by_timer.load(SeqCst),
+        "the timer fired only once the busy actor gave up"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn timers_need_no_thread_of_their_own() {
+    let rt = Runtime::builder()
+        .threads(2)
+        .thread_name("tkeep")
+        .build()
+        .expect("runtime");
+    let (a, _ticks, rx) = ticked(&rt);
+    a.send(Msg::StartEvery(Duration::from_millis(1), 20))
+        .unwrap();
+    rx.recv_timeout(common::LIMIT).expect("a first tick");
+    let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| n.starts_with("tkeep"))
+        .collect();
+    assert!(names.iter().any(|n| n == "tkeep-0"), "threads: {names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains("timer")),
+        "a timer thread runs: {names:?}"
+    );
+    assert!(wait(rt).quiescent);
+}

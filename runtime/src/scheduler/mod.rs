@@ -85,6 +85,9 @@ use std::time::Instant;
 /// a few microseconds.
 const SPIN_BEFORE_PARK: u32 = 64;
 
+/// `Shared::keeper` when no sleeping worker keeps time.
+const NO_KEEPER: usize = usize::MAX;
+
 const RUNNING: u8 = 0;
 const QUIESCENT: u8 = 1;
 const CLOSED: u8 = 2;
@@ -112,6 +115,11 @@ pub(crate) struct Shared {
     notified: Box<[CachePadded<AtomicBool>]>,
     sleepers: Mutex<Vec<usize>>,
     num_sleeping: AtomicUsize,
+    /// The sleeping worker that keeps time: it sleeps only until the earliest timer's deadline
+    /// ([`NO_KEEPER`] if none does; see [`crate::timer`]).
+    keeper: AtomicUsize,
+    /// The deadline the timekeeper sleeps until, in the wheel's nanoseconds (`Wheel::nanos`).
+    keeper_until: AtomicU64,
     /// Activations started minus ended by threads that are not workers of this runtime.
     external_activations: CachePadded<AtomicI64>,
     /// Registered sources (I/O, timers) that keep the runtime alive.
@@ -158,6 +166,8 @@ impl Shared {
             notified: (0..n).map(|_| CachePadded::default()).collect(),
             sleepers: Mutex::new(Vec::with_capacity(n)),
             num_sleeping: AtomicUsize::new(0),
+            keeper: AtomicUsize::new(NO_KEEPER),
+            keeper_until: AtomicU64::new(u64::MAX),
             external_activations: CachePadded::default(),
             keepalive: AtomicUsize::new(0),
             armed: AtomicBool::new(false),
@@ -407,7 +417,7 @@ impl Shared {
         match self
             .io
             .get()
-            .and_then(|io| io.poll(worker.index(), false, || true))
+            .and_then(|io| io.poll(worker.index(), false, None, || true))
         {
             Some(edges) if !edges.is_empty() => {
                 edges.deliver();
@@ -464,6 +474,11 @@ impl Shared {
                 std::hint::spin_loop();
             }
         }
+        // Timers due now fire here, before this worker counts as asleep: their sends queue the
+        // ticked actors on this worker (its next slot), to run at once.
+        if self.timers.fire_due() {
+            return true;
+        }
         // Lingering actors hold activations: give them up before counting for quiescence.
         if worker.stop_lingering() {
             return true;
@@ -481,32 +496,85 @@ impl Shared {
         }
         self.try_quiesce();
         self.stats[index].parks.fetch_add(1, Relaxed);
+        // One sleeper keeps time for the others (`crate::timer`).
+        let keeper = Keeper::take(self, index);
         loop {
             if self.state.load(SeqCst) != RUNNING {
                 return false;
             }
             if self.notified[index].swap(false, AcqRel) {
+                keeper.woken_for_work();
+                return true;
+            }
+            let until = keeper.arm();
+            if until.is_some_and(|u| u <= Instant::now()) {
+                // A timer is due: wake up to fire it (`sleep` fires before sleeping again).
+                self.cancel_sleep(index);
                 return true;
             }
             // The first sleeper to get there waits in `epoll_wait` rather than its futex, so
             // that a socket's edge runs its owner's turn here, with no hand-off.
             let woken = || self.notified[index].load(SeqCst);
-            match self.io.get().and_then(|io| io.poll(index, true, woken)) {
+            match self
+                .io
+                .get()
+                .and_then(|io| io.poll(index, true, until, woken))
+            {
                 Some(edges) if !edges.is_empty() => {
                     // Awake before the owners' sends queue work on this worker: a worker on the
                     // sleepers list must not hold unpublished activations (quiescence, 4.4).
                     self.cancel_sleep(index);
+                    keeper.woken_for_work();
                     edges.deliver();
                     return true;
                 }
-                // Woken, or nothing came: look at the flags again.
+                // Woken, timed out, or nothing came: look at the flags and the deadline again.
                 Some(_) => {}
-                None => worker.park(),
+                None => match until {
+                    Some(u) => worker.park_until(u),
+                    None => worker.park(),
+                },
             }
         }
     }
 
-    fn cancel_sleep(&self, index: usize) {
+    /// A timer became the earliest, due at `deadline` (`Wheel::nanos`): make sure a sleeper
+    /// wakes for it. Wakes the timekeeper if it sleeps past it; with no timekeeper, wakes a
+    /// sleeper, which becomes one. With every worker busy nobody is woken: busy workers look at
+    /// the timers every `INJECTOR_INTERVAL` picks.
+    ///
+    /// Pairs with `Keeper::take` and `Keeper::arm`: the wheel publishes its next deadline
+    /// (SeqCst) before this reads the keeper and its deadline (SeqCst); a keeper publishes
+    /// itself and its deadline before it reads the wheel's. So either this call sees a keeper
+    /// that will sleep past the deadline and wakes it, or the keeper sees the deadline.
+    pub(crate) fn timer_added(&self, deadline: u64) {
+        if self.baton.is_some() {
+            return;
+        }
+        let keeper = self.keeper.load(SeqCst);
+        if keeper != NO_KEEPER {
+            if deadline < self.keeper_until.load(SeqCst) {
+                self.wake_sleeper(keeper);
+            }
+        } else if self.num_sleeping.load(SeqCst) != 0 {
+            self.notify_one();
+        }
+    }
+
+    /// Wakes worker `index` if it sleeps, as `notify_one` wakes one.
+    fn wake_sleeper(&self, index: usize) {
+        let mut sleepers = self.sleepers.lock();
+        let Some(pos) = sleepers.iter().position(|&i| i == index) else {
+            return;
+        };
+        sleepers.swap_remove(pos);
+        self.num_sleeping.fetch_sub(1, SeqCst);
+        self.notified[index].store(true, SeqCst);
+        drop(sleepers);
+        self.wake_worker(index, self.io.get());
+    }
+
+    pub(crate) fn cancel_sleep(&self, index: usize) {
         let mut sleepers = self.sleepers.lock();
         if let Some(pos) = sleepers.iter().position(|&i| i == index) {
             sleepers.swap_remove(pos);
@@ -682,5 +750,80 @@ impl Shared {
                 .get()
                 .saturating_sub(c.pressure_released.get()),
         }
+    }
+}
+
+/// A sleeping worker's part in keeping time (see [`crate::timer`]): at most one sleeper holds the
+/// role, and it sleeps only until the earliest timer's deadline. The role ends when the worker
+/// wakes (dropping this).
+struct Keeper<'a> {
+    shared: &'a Shared,
+    index: usize,
+    holds: std::cell::Cell<bool>,
+}
+
+impl<'a> Keeper<'a> {
+    /// Takes the role if timers are pending and nobody holds it. Called once `index` is on the
+    /// sleepers list.
+    fn take(shared: &'a Shared, index: usize) -> Self {
+        let holds = shared.baton.is_none()
+            && shared.timers.next_deadline().is_some()
+            && shared
+                .keeper
+                .compare_exchange(NO_KEEPER, index, SeqCst, SeqCst)
+                .is_ok();
+        Keeper {
+            shared,
+            index,
+            holds: std::cell::Cell::new(holds),
+        }
+    }
+
+    /// The deadline to sleep until, if this worker keeps time: published first (for
+    /// `Shared::timer_added`), then the wheel is read again, so that a timer added meanwhile
+    /// is either seen here or wakes this worker.
+    fn arm(&self) -> Option<Instant> {
+        if !self.holds.get() {
+            return None;
+        }
+        let timers = &self.shared.timers;
+        loop {
+            let next = timers.next_deadline();
+            let nanos = next.map_or(u64::MAX, |d| timers.nanos(d));
+            self.shared.keeper_until.store(nanos, SeqCst);
+            if timers.next_deadline() == next {
+                return next;
+            }
+        }
+    }
+
+    /// Woken for work rather than for a deadline: the role must not stay with a worker that is
+    /// about to run actors (a long behaviour would hold every timer up), so hand it to another
+    /// sleeper, woken for that, if timers are pending.
+    fn woken_for_work(&self) {
+        if self.holds.get() {
+            self.release();
+            if self.shared.timers.next_deadline().is_some() && self.shared.has_sleepers() {
+                self.shared.notify_one();
+            }
+        }
+    }
+
+    /// Gives the role up, once. The deadline is cleared first, while the role is still ours:
+    /// cleared after, it could overwrite the deadline of the next keeper.
+    fn release(&self) {
+        if self.holds.replace(false) {
+            self.shared.keeper_until.store(u64::MAX, SeqCst);
+            let _ = self
+                .shared
+                .keeper
+                .compare_exchange(self.index, NO_KEEPER, SeqCst, SeqCst);
+        }
+    }
+}
+
+impl Drop for Keeper<'_> {
+    fn drop(&mut self) {
+        self.release();
     }
 }

@@ -316,8 +316,10 @@ impl Worker {
                     self.push_back(task);
                 }
             }
-            // Sockets too: while every worker runs actors, nobody waits in `epoll_wait`.
+            // Sockets too: while every worker runs actors, nobody waits in `epoll_wait`. And
+            // timers, for the same reason (one load when none is due).
             self.shared.poll_io(self);
+            self.shared.timers.fire_due();
             if let Some(task) = self.shared.steal_from_injector(&self.local) {
                 return Some(task);
             }
@@ -659,6 +661,11 @@ impl Worker {
 
     pub(crate) fn park(&self) {
         self.parker.park();
+    }
+
+    /// Sleeps until woken or until `deadline` (the timekeeper's sleep).
+    pub(crate) fn park_until(&self, deadline: std::time::Instant) {
+        self.parker.park_deadline(deadline);
     }
 
     /// Notes that the running behaviour sent to a receiver that blocks (overloaded, under
