@@ -125,6 +125,10 @@ pub struct TcpConnection<H: ConnectionHandler> {
     linger_timer: Option<Timer>,
     /// Reopens a read gate closed until an instant.
     gate_timer: Option<Timer>,
+    /// Whether an edge has said the peer closed (or the socket failed). From then on every
+    /// read goes on to `WouldBlock` or the end: the end of stream may already be waiting behind
+    /// the data, and no further edge would announce it.
+    hangup_seen: bool,
     last_activity: Instant,
     id: Option<ActorId>,
     on_end: Option<EndNotice>,
@@ -248,6 +252,7 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             idle_timer: None,
             linger_timer: None,
             gate_timer: None,
+            hangup_seen: false,
             last_activity: Instant::now(),
             id: None,
             on_end,
@@ -471,11 +476,23 @@ impl<H: ConnectionHandler> TcpConnection<H> {
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
                     self.last_activity = Instant::now();
+                    // A short plain read emptied the socket: skip the read that would only say
+                    // `WouldBlock` (a quarter of all reads in the echo benchmark), since data
+                    // arriving later brings a new edge.
+                    let drained = self.read.take_short() && !self.hangup_seen && cfg!(not(windows));
                     if closing {
                         self.read.clear();
+                        if drained {
+                            return;
+                        }
                         continue;
                     }
                     if !self.deliver_buffered(ctx) {
+                        return;
+                    }
+                    if drained {
+                        self.read.release_if_empty();
+                        self.core.writes.shrink_if_empty();
                         return;
                     }
                 }
@@ -845,6 +862,7 @@ impl<H: ConnectionHandler> Actor for TcpConnection<H> {
                     if ready.writable {
                         self.outbound = Outbound::Ready;
                     }
+                    self.hangup_seen |= ready.closed;
                     if ready.readable || ready.closed {
                         self.read(ctx);
                     }

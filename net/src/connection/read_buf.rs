@@ -39,6 +39,9 @@ pub(crate) struct ReadBuf {
     next: usize,
     max: usize,
     trend: Trend,
+    /// Whether the last socket read returned less than it had room for (see
+    /// [`take_short`](Self::take_short)).
+    short: bool,
     /// Bytes moved by buffer growth or reclaiming (tests only): the copying framing costs.
     #[cfg(test)]
     moved: usize,
@@ -52,9 +55,19 @@ impl ReadBuf {
             next: INITIAL.min(max.max(1)),
             max: max.max(1),
             trend: Trend::Steady,
+            short: false,
             #[cfg(test)]
             moved: 0,
         }
+    }
+
+    /// Whether the last read from the socket came back short (fewer bytes than it had room
+    /// for, and more than none), clearing the note. A short read means the socket had no more
+    /// to give at that moment; with edge-triggered readiness, anything that arrives later
+    /// brings a new edge, so the read that would only confirm `WouldBlock` can be skipped (as
+    /// tokio does). Only plain socket reads note it; a TLS session's reads never do.
+    pub(crate) fn take_short(&mut self) -> bool {
+        std::mem::take(&mut self.short)
     }
 
     /// What was read and not delivered; frames are cut off its front.
@@ -116,6 +129,7 @@ impl ReadBuf {
         // capacity it was given, which starts right after the buffer's initialised length;
         // `n <= room <= spare capacity` was just checked.
         unsafe { self.buf.set_len(self.buf.len() + n) };
+        self.short = n > 0 && n < room;
         self.adapt(n, want);
         Ok(n)
     }
@@ -160,6 +174,22 @@ mod tests {
         };
         // SAFETY: `copy` writes exactly the `n` bytes it reports.
         unsafe { buf.read_with(budget, missing, copy) }.unwrap()
+    }
+
+    #[test]
+    fn a_short_read_is_noted_once_and_a_full_or_empty_one_is_not() {
+        let mut buf = ReadBuf::new(64 * 1024);
+        let data = vec![3u8; 1 << 16];
+        let mut src = &data[..];
+        read_from(&mut buf, &mut src, usize::MAX, 0);
+        assert!(!buf.take_short(), "a read that filled its room");
+        let mut small = &data[..100];
+        read_from(&mut buf, &mut small, usize::MAX, 0);
+        assert!(buf.take_short(), "100 bytes into kilobytes of room");
+        assert!(!buf.take_short(), "taken once");
+        let mut none: &[u8] = &[];
+        read_from(&mut buf, &mut none, usize::MAX, 0);
+        assert!(!buf.take_short(), "the end of stream is not a short read");
     }
 
     #[test]

@@ -200,6 +200,9 @@ impl Layer {
     ) -> io::Result<usize> {
         match self.session.as_mut() {
             Some(session) if !raw || matches!(session.handshake, Handshake::Running { .. }) => {
+                // rustls may hold decrypted bytes that no new edge would announce: a TLS read is
+                // never taken as the socket's last.
+                plain.take_short();
                 session.read(socket, plain, budget)
             }
             _ => socket.read_into(plain, budget, missing),

@@ -760,6 +760,8 @@ struct Keeper<'a> {
     shared: &'a Shared,
     index: usize,
     holds: std::cell::Cell<bool>,
+    /// The deadline it last slept until.
+    armed: std::cell::Cell<Option<Instant>>,
 }
 
 impl<'a> Keeper<'a> {
@@ -776,6 +778,7 @@ impl<'a> Keeper<'a> {
             shared,
             index,
             holds: std::cell::Cell::new(holds),
+            armed: std::cell::Cell::new(None),
         }
     }
 
@@ -792,6 +795,7 @@ impl<'a> Keeper<'a> {
             let nanos = next.map_or(u64::MAX, |d| timers.nanos(d));
             self.shared.keeper_until.store(nanos, SeqCst);
             if timers.next_deadline() == next {
+                self.armed.set(next);
                 return next;
             }
         }
@@ -803,7 +807,11 @@ impl<'a> Keeper<'a> {
     fn woken_for_work(&self) {
         if self.holds.get() {
             self.release();
-            if self.shared.timers.next_deadline().is_some() && self.shared.has_sleepers() {
+            let next = self.shared.timers.next_deadline();
+            // Woken by `timer_added` for an earlier deadline (not for work): this worker comes
+            // straight back to fire or re-arm, no need to wake another.
+            let kicked = matches!((next, self.armed.get()), (Some(n), Some(a)) if n < a);
+            if next.is_some() && !kicked && self.shared.has_sleepers() {
                 self.shared.notify_one();
             }
         }

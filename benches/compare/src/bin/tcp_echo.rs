@@ -44,6 +44,9 @@ struct Cli {
     /// Runs per figure (the median is printed).
     #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// Measure one server only (for profiling it: `strace -c`, `perf record`); no table.
+    #[arg(long, value_parser = ["rein", "tokio"])]
+    only: Option<String>,
 }
 
 // ------------------------------------------------------------------ rein server
@@ -368,6 +371,17 @@ fn main() {
         cli.reps > 0 && cli.many > 0 && cli.bytes >= cli.many,
         "--reps, --many or --bytes too small"
     );
+    match cli.only.as_deref() {
+        Some("rein") => {
+            measure(Rein::start, &cli, "rein");
+            return;
+        }
+        Some(_) => {
+            measure(Tokio::start, &cli, "tokio");
+            return;
+        }
+        None => {}
+    }
     let rein = measure(Rein::start, &cli, "rein");
     let tokio = measure(Tokio::start, &cli, "tokio");
     println!(
