@@ -218,40 +218,41 @@ impl Wheel {
                 return fired;
             }
             let now = Instant::now();
-            let next = q
-                .heap
-                .peek()
-                .map(|Reverse(e)| (e.deadline, e.state.cancelled.load(SeqCst)));
-            match next {
+            match Self::front(&q) {
                 Some((_, true)) => {
-                    let Reverse(entry) = q.heap.pop().expect("peeked");
-                    self.publish_next(&q);
+                    let entry = self.pop_front(&mut q);
                     q = self.discard(q, entry);
                 }
                 Some((Some(deadline), false)) if deadline <= now => {
-                    let Reverse(entry) = q.heap.pop().expect("peeked");
-                    self.publish_next(&q);
+                    let entry = self.pop_front(&mut q);
                     q = self.fire(q, entry, deadline, now);
                     fired = true;
                 }
-                _ => {
-                    self.publish_next(&q);
-                    return fired;
-                }
+                _ => return fired,
             }
         }
+    }
+
+    /// The front of the queue: its deadline and whether it was cancelled.
+    fn front(q: &Queue) -> Option<(Option<Instant>, bool)> {
+        q.heap
+            .peek()
+            .map(|Reverse(e)| (e.deadline, e.state.cancelled.load(SeqCst)))
+    }
+
+    /// Takes the front entry out and publishes the new front. The caller has just seen one.
+    fn pop_front(&self, q: &mut Queue) -> Entry {
+        let Reverse(entry) = q.heap.pop().expect("the caller saw a front entry");
+        self.publish_next(q);
+        entry
     }
 
     /// Drops cancelled timers from the front of the queue, so that they neither hold their
     /// targets nor wake the timekeeper for nothing.
     fn discard_cancelled_front(&self) {
         let mut q = self.queue.lock();
-        while let Some(Reverse(e)) = q.heap.peek() {
-            if !e.state.cancelled.load(SeqCst) {
-                break;
-            }
-            let Reverse(entry) = q.heap.pop().expect("peeked");
-            self.publish_next(&q);
+        while let Some((_, true)) = Self::front(&q) {
+            let entry = self.pop_front(&mut q);
             q = self.discard(q, entry);
         }
     }
@@ -269,25 +270,21 @@ impl Wheel {
     /// do not count).
     pub(crate) fn fire_next(&self) -> bool {
         let Some(base) = self.virtual_base else {
-            debug_assert!(false, "a real clock fires on its own thread");
+            debug_assert!(false, "a real clock is fired by the workers (`fire_due`)");
             return false;
         };
         let mut q = self.queue.lock();
         let mut fired = false;
         loop {
-            let next = q
-                .heap
-                .peek()
-                .map(|Reverse(e)| (e.deadline, e.state.cancelled.load(SeqCst)));
-            match next {
+            match Self::front(&q) {
                 Some((_, true)) => {
-                    let Reverse(entry) = q.heap.pop().expect("peeked");
+                    let entry = self.pop_front(&mut q);
                     q = self.discard(q, entry);
                 }
                 Some((Some(deadline), false)) if !fired || deadline <= self.now(&q) => {
                     q.elapsed = q.elapsed.max(deadline.saturating_duration_since(base));
                     let now = self.now(&q);
-                    let Reverse(entry) = q.heap.pop().expect("peeked");
+                    let entry = self.pop_front(&mut q);
                     q = self.fire(q, entry, deadline, now);
                     fired = true;
                 }

@@ -543,14 +543,16 @@ impl Shared {
     /// sleeper, which becomes one. With every worker busy nobody is woken: busy workers look at
     /// the timers every `INJECTOR_INTERVAL` picks.
     ///
-    /// Pairs with `Keeper::take` and `Keeper::arm`: the wheel publishes its next deadline
-    /// (SeqCst) before this reads the keeper and its deadline (SeqCst); a keeper publishes
-    /// itself and its deadline before it reads the wheel's. So either this call sees a keeper
-    /// that will sleep past the deadline and wakes it, or the keeper sees the deadline.
+    /// Pairs with `Keeper::take` and `Keeper::arm`: the wheel publishes its next deadline, then
+    /// a SeqCst fence, then this reads the keeper and its deadline; a keeper publishes itself
+    /// and its deadline, then a fence, then reads the wheel's. So either this call sees a keeper
+    /// that will sleep past the deadline and wakes it, or the keeper sees the deadline (loom
+    /// model: `loom_keeper`).
     pub(crate) fn timer_added(&self, deadline: u64) {
         if self.baton.is_some() {
             return;
         }
+        fence(SeqCst);
         let keeper = self.keeper.load(SeqCst);
         if keeper != NO_KEEPER {
             if deadline < self.keeper_until.load(SeqCst) {
@@ -794,6 +796,7 @@ impl<'a> Keeper<'a> {
             let next = timers.next_deadline();
             let nanos = next.map_or(u64::MAX, |d| timers.nanos(d));
             self.shared.keeper_until.store(nanos, SeqCst);
+            fence(SeqCst);
             if timers.next_deadline() == next {
                 self.armed.set(next);
                 return next;
@@ -833,5 +836,71 @@ impl<'a> Keeper<'a> {
 impl Drop for Keeper<'_> {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_keeper {
+    //! The handshake between a timer that becomes the earliest (`Shared::timer_added`) and the
+    //! sleeper that keeps time (`Keeper::take`, `Keeper::arm`), with loom's atomics standing in
+    //! for the wheel's `next`, `Shared::keeper` and `Shared::keeper_until` (the orderings, the
+    //! fences and the order of the steps are the code's):
+    //!
+    //! * timekeeper: CAS `keeper` from none to itself; then, until the wheel's deadline reads
+    //!   the same twice, publish it in `keeper_until`, SeqCst fence, read the wheel again;
+    //!   sleep until that deadline;
+    //! * adder: publish the earlier deadline (`Wheel::publish_next`), SeqCst fence, read
+    //!   `keeper`: if a keeper sleeps past the deadline, wake it (`wake_sleeper`); if none
+    //!   keeps time, wake a sleeper (`notify_one`), which takes the role and reads the wheel.
+    //!
+    //! The timekeeper must never sleep past the new deadline unwoken.
+    use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize};
+    use loom::sync::Arc;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    const ME: usize = 1;
+    const NONE: usize = usize::MAX;
+    const LATE: u64 = 100;
+    const EARLY: u64 = 10;
+
+    #[test]
+    fn the_timekeeper_never_sleeps_past_an_earlier_timer_unwoken() {
+        loom::model(|| {
+            let next = Arc::new(AtomicU64::new(LATE));
+            let keeper = Arc::new(AtomicUsize::new(NONE));
+            let until = Arc::new(AtomicU64::new(u64::MAX));
+            let kicked = Arc::new(AtomicBool::new(false));
+
+            let adder = {
+                let (next, keeper, until, kicked) =
+                    (next.clone(), keeper.clone(), until.clone(), kicked.clone());
+                loom::thread::spawn(move || {
+                    next.store(EARLY, SeqCst);
+                    fence(SeqCst);
+                    let k = keeper.load(SeqCst);
+                    // With no keeper, a sleeper is woken to become one: it reads the wheel after
+                    // this store, which the model's keeper below does when it takes the role.
+                    if k != NONE && EARLY < until.load(SeqCst) {
+                        kicked.store(true, SeqCst);
+                    }
+                })
+            };
+
+            assert!(keeper.compare_exchange(NONE, ME, SeqCst, SeqCst).is_ok());
+            let slept_until = loop {
+                let seen = next.load(SeqCst);
+                until.store(seen, SeqCst);
+                fence(SeqCst);
+                if next.load(SeqCst) == seen {
+                    break seen;
+                }
+            };
+
+            adder.join().unwrap();
+            assert!(
+                slept_until <= EARLY || kicked.load(SeqCst),
+                "slept until {slept_until} past the timer at {EARLY}, unwoken"
+            );
+        });
     }
 }
