@@ -671,14 +671,21 @@ fn curl_and_openssl_s_client_talk_to_a_rein_tls_server() {
     let (ok, out, err) = run_with_timeout(cmd, b"GET / HTTP/1.0\r\n\r\n");
     assert!(ok, "openssl s_client failed: {err}");
     assert!(out.ends_with("hello"), "{out}");
-    // Both closed by our side, with close_notify; neither connection failed.
+    // Both closed by our side, with close_notify; neither connection failed. A client that
+    // exits with our close_notify still unread makes its kernel reset the connection (and a
+    // close_notify written after it exited meets a broken pipe): under load that race goes
+    // either way (1 CI run in 4), after both clients got their whole answer, so it is no failure
+    // of ours. A TLS error or a timeout would be.
     for _ in 0..2 {
         let reason = expect(&server, "a connection ended", |ev| match ev {
             Ev::Ended(r) => Some(r),
             _ => None,
         });
         assert!(
-            matches!(reason, CloseReason::Closed | CloseReason::PeerClosed),
+            matches!(
+                reason,
+                CloseReason::Closed | CloseReason::PeerClosed | CloseReason::Reset
+            ),
             "{reason:?}"
         );
     }
