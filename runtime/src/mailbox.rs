@@ -564,17 +564,26 @@ impl<M> Mailbox<M> {
     /// only it frees the block first.
     #[inline]
     pub(crate) fn claim_lingering(&self) -> Option<usize> {
+        self.clear_token(true, 0)
+    }
+
+    /// Clears [`LINGER_TOKEN`] by CAS, adding `keep` activations in the same step, if the token
+    /// is set and (with `need_mail`) mail waits. Returns the messages waiting then.
+    #[inline]
+    fn clear_token(&self, need_mail: bool, keep: usize) -> Option<usize> {
         let mut current = self.len.load(Acquire);
         loop {
-            if current & LINGER_TOKEN == 0 || current == LINGER_TOKEN {
+            if current & LINGER_TOKEN == 0 || (need_mail && current == LINGER_TOKEN) {
                 return None;
             }
             // SeqCst: the claim is a retire of the token (see `retire`); Acquire on failure to
             // re-read a fresh count.
-            match self
-                .len
-                .compare_exchange_weak(current, current - LINGER_TOKEN, SeqCst, Acquire)
-            {
+            match self.len.compare_exchange_weak(
+                current,
+                current - LINGER_TOKEN + keep,
+                SeqCst,
+                Acquire,
+            ) {
                 Ok(_) => return Some(current - LINGER_TOKEN),
                 Err(actual) => current = actual,
             }
@@ -582,9 +591,8 @@ impl<M> Mailbox<M> {
     }
 
     /// Ends a lingering stretch: clears [`LINGER_TOKEN`] if it is set, and if no mail came,
-    /// frees the mailbox's block before the actor goes idle. Returns what
-    /// [`claim_lingering`](Self::claim_lingering) would: `Some(0)` if the actor is now idle (the
-    /// caller ended the activation), `Some(k > 0)` if mail waits and the caller holds the
+    /// frees the mailbox's block before the actor goes idle. Returns `Some(0)` if the actor is
+    /// now idle (the caller ended the activation), `Some(k > 0)` if mail waits and the caller holds the
     /// activation, `None` if someone else claimed the token first.
     ///
     /// A lingering actor keeps its block (a turn that lingers does not release it), because
@@ -594,23 +602,8 @@ impl<M> Mailbox<M> {
     /// keeps one activation while the block is released (no producer can schedule the actor and
     /// no turn can run meanwhile), then retires it, so an idle actor still holds no block.
     pub(crate) fn end_lingering(&self) -> Option<usize> {
-        let mut current = self.len.load(Acquire);
-        loop {
-            if current & LINGER_TOKEN == 0 {
-                return None;
-            }
-            // The token becomes a plain activation: same count, no handoff to anyone. SeqCst as
-            // in `claim_lingering`.
-            match self.len.compare_exchange_weak(
-                current,
-                current - LINGER_TOKEN + 1,
-                SeqCst,
-                Acquire,
-            ) {
-                Ok(_) => break,
-                Err(actual) => current = actual,
-            }
-        }
+        // The token becomes a plain activation: same count, no handoff to anyone.
+        self.clear_token(false, 1)?;
         // SAFETY: we hold the activation (taken from the token above), so we are the single
         // consumer; `release_if_drained` frees the block only if nothing was claimed past what
         // was read, and fails harmlessly otherwise.

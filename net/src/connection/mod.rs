@@ -491,14 +491,12 @@ impl<H: ConnectionHandler> TcpConnection<H> {
                         return;
                     }
                     if drained {
-                        self.read.release_if_empty();
-                        self.core.writes.shrink_if_empty();
+                        self.socket_emptied();
                         return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.read.release_if_empty();
-                    self.core.writes.shrink_if_empty();
+                    self.socket_emptied();
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -509,6 +507,12 @@ impl<H: ConnectionHandler> TcpConnection<H> {
             }
         }
         self.schedule_read(ctx);
+    }
+
+    /// A read turn found the socket empty: an idle connection gives its buffers back.
+    fn socket_emptied(&mut self) {
+        self.read.release_if_empty();
+        self.core.writes.shrink_if_empty();
     }
 
     // ------------------------------------------------------------------ writing and closing

@@ -380,7 +380,7 @@ impl Worker {
     /// Whether the next slot or the local queues hold a task.
     #[inline]
     fn has_queued_work(&self) -> bool {
-        self.core().next.is_full() || !self.local.is_empty() || !self.fresh.is_empty()
+        self.next_is_taken() || !self.local.is_empty() || !self.fresh.is_empty()
     }
 
     /// Watches a drained actor whose turn just set its lingering token, until it gets mail or

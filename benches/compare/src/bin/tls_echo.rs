@@ -127,40 +127,9 @@ fn client_config(p: Provider, ca: &str) -> Arc<ClientConfig> {
 
 // ------------------------------------------------------------------ rein server
 
-struct Echo {
-    pending: Option<Bytes>,
-}
-
-impl ConnectionHandler for Echo {
-    type Msg = ();
-    fn received(&mut self, conn: &mut Conn<Self>, data: Bytes) -> Flow {
-        if let Err(refused) = conn.send(data) {
-            self.pending = Some(refused.into_inner());
-        }
-        Flow::Continue
-    }
-    fn throttled(&mut self, conn: &mut Conn<Self>) {
-        conn.mute();
-    }
-    fn unthrottled(&mut self, conn: &mut Conn<Self>) {
-        if let Some(data) = self.pending.take() {
-            let _ = conn.send(data);
-        }
-        conn.unmute();
-    }
-}
-
-struct EchoServer(std::sync::mpsc::Sender<SocketAddr>);
-
-impl ListenNotify for EchoServer {
-    type Handler = Echo;
-    fn listening(&mut self, addr: SocketAddr) {
-        let _ = self.0.send(addr);
-    }
-    fn connected(&mut self, _peer: SocketAddr) -> Echo {
-        Echo { pending: None }
-    }
-}
+#[path = "../rein_echo_server.rs"]
+mod rein_echo_server;
+use rein_echo_server::EchoServer;
 
 trait Server {
     fn addr(&self) -> SocketAddr;
