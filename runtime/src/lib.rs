@@ -133,6 +133,7 @@ mod mute_graph;
 mod muting;
 mod outside;
 pub mod pressure;
+mod quick_answer;
 mod recipient;
 mod registry;
 mod reply;

@@ -7,8 +7,12 @@
 //! replaced a mutex and a condition variable, which could serve no async waiter.) Dropping the
 //! receiving side (a timed-out `ask`, a dropped `ask_async` future) makes the answer come back to
 //! the replier, and dropping the [`ReplyTo`] unanswered tells the asker that none will come.
+//!
+//! Both forms first wait a few microseconds for the answer ([`crate::quick_answer`]) before they
+//! sleep: an answer that comes that fast then costs no wake-up on either side.
 
 use crate::error::AskError;
+use crate::quick_answer::{wait_briefly, InFlight, Quick};
 use crate::Recipient;
 use std::future::Future;
 use std::pin::Pin;
@@ -124,7 +128,14 @@ pub(crate) fn slot<R: Send + 'static>() -> (ReplyTo<R>, oneshot::Receiver<R>) {
 
 /// Waits for the answer on the calling thread. A timeout too large to be represented as an
 /// instant means no deadline. Returning drops the receiver, so a late answer is handed back.
-pub(crate) fn wait<R>(rx: oneshot::Receiver<R>, timeout: Duration) -> Result<R, AskError> {
+pub(crate) fn wait<R>(
+    rx: oneshot::Receiver<R>,
+    ask: InFlight,
+    timeout: Duration,
+) -> Result<R, AskError> {
+    if let Quick::Answered(answer) = quick_answer(&rx, &ask) {
+        return answer;
+    }
     match Instant::now().checked_add(timeout) {
         Some(deadline) => rx.recv_deadline(deadline).map_err(|e| match e {
             oneshot::RecvTimeoutError::Timeout => AskError::Timeout,
@@ -132,6 +143,16 @@ pub(crate) fn wait<R>(rx: oneshot::Receiver<R>, timeout: Duration) -> Result<R, 
         }),
         None => rx.recv().map_err(|_| AskError::NoReply),
     }
+}
+
+/// The answer, or why none will come, if it arrives within the brief wait of
+/// [`crate::quick_answer`]. `try_recv` registers nothing, so the slow path is unchanged.
+fn quick_answer<R>(rx: &oneshot::Receiver<R>, ask: &InFlight) -> Quick<Result<R, AskError>> {
+    wait_briefly(ask, || match rx.try_recv() {
+        Ok(answer) => Some(Ok(answer)),
+        Err(oneshot::TryRecvError::Disconnected) => Some(Err(AskError::NoReply)),
+        Err(oneshot::TryRecvError::Empty) => None,
+    })
 }
 
 /// The future of [`ActorRef::ask_async`](crate::ActorRef::ask_async): resolves to the answer, or
@@ -143,16 +164,36 @@ pub(crate) fn wait<R>(rx: oneshot::Receiver<R>, timeout: Duration) -> Result<R, 
 #[must_use = "futures do nothing unless awaited"]
 pub struct AskFuture<R> {
     state: Result<oneshot::Receiver<R>, Option<AskError>>,
+    /// The ask this future answers, counted as awaited until the future is dropped. `None` for
+    /// a future from [`ReplyTo::channel`], whose answer may come from anywhere.
+    ask: Option<InFlight>,
+    /// Whether it has been polled: only the first poll of an ask waits briefly for the answer.
+    polled: bool,
 }
 
 impl<R> AskFuture<R> {
-    pub(crate) fn waiting(rx: oneshot::Receiver<R>) -> Self {
-        AskFuture { state: Ok(rx) }
+    /// The future of an ask whose request is about to be sent.
+    pub(crate) fn asked(rx: oneshot::Receiver<R>, ask: InFlight) -> Self {
+        AskFuture {
+            state: Ok(rx),
+            ask: Some(ask),
+            polled: false,
+        }
+    }
+
+    fn waiting(rx: oneshot::Receiver<R>) -> Self {
+        AskFuture {
+            state: Ok(rx),
+            ask: None,
+            polled: false,
+        }
     }
 
     pub(crate) fn failed(error: AskError) -> Self {
         AskFuture {
             state: Err(Some(error)),
+            ask: None,
+            polled: false,
         }
     }
 }
@@ -161,8 +202,17 @@ impl<R> Future for AskFuture<R> {
     type Output = Result<R, AskError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            Ok(rx) => Pin::new(rx).poll(cx).map_err(|_| AskError::NoReply),
+        let this = &mut *self;
+        let first_poll = !std::mem::replace(&mut this.polled, true);
+        match &mut this.state {
+            Ok(rx) => {
+                if let (true, Some(ask)) = (first_poll, &this.ask) {
+                    if let Quick::Answered(answer) = quick_answer(rx, ask) {
+                        return Poll::Ready(answer);
+                    }
+                }
+                Pin::new(rx).poll(cx).map_err(|_| AskError::NoReply)
+            }
             Err(error) => Poll::Ready(Err(error
                 .take()
                 .expect("AskFuture polled after it completed"))),
@@ -173,5 +223,106 @@ impl<R> Future for AskFuture<R> {
 impl<R> std::fmt::Debug for AskFuture<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AskFuture(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// An answer sent a few microseconds after the asker's first poll begins is taken by that
+    /// poll, and the asking task is never woken. Without the brief wait the first poll always
+    /// finds nothing (the answer comes 10 µs after it starts) and the task needs a wake-up; with
+    /// it, most attempts are answered at once (the bound is loose for loaded CI machines).
+    #[test]
+    fn an_answer_within_the_brief_wait_needs_no_wake_up() {
+        if !crate::quick_answer::several_cpus() {
+            return;
+        }
+        // Attempts until enough were answered at once, so that a loaded machine (whose threads are
+        // preempted during the wait) takes longer rather than failing.
+        const ENOUGH: usize = 20;
+        const MAX_ATTEMPTS: u32 = 10_000;
+        let mut answered_at_once = 0;
+        let mut attempts = 0;
+        // Asks of this test only (other tests ask at the same time).
+        let counter: &'static std::sync::atomic::AtomicUsize =
+            Box::leak(Box::new(std::sync::atomic::AtomicUsize::new(0)));
+        for i in 0..MAX_ATTEMPTS {
+            if answered_at_once == ENOUGH {
+                break;
+            }
+            attempts += 1;
+            crate::quick_answer::reset_for_test();
+            let (reply, rx) = slot::<u32>();
+            let mut answer = AskFuture::asked(rx, InFlight::counted_in(counter));
+            let started = Arc::new(AtomicBool::new(false));
+            let go = Arc::new(AtomicBool::new(false));
+            let replier = {
+                let (started, go) = (started.clone(), go.clone());
+                std::thread::spawn(move || {
+                    started.store(true, SeqCst);
+                    while !go.load(SeqCst) {
+                        std::hint::spin_loop();
+                    }
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_micros(10) {
+                        std::hint::spin_loop();
+                    }
+                    reply.send(i).unwrap();
+                })
+            };
+            while !started.load(SeqCst) {
+                std::hint::spin_loop();
+            }
+            let wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
+            let waker = std::task::Waker::from(wakes.clone());
+            let mut cx = Context::from_waker(&waker);
+            go.store(true, SeqCst);
+            // An answer already there (this thread was preempted for 10 µs) proves nothing.
+            let Ok(rx) = &answer.state else {
+                unreachable!()
+            };
+            let came_during_the_poll = !rx.has_message();
+            match Pin::new(&mut answer).poll(&mut cx) {
+                Poll::Ready(got) if !came_during_the_poll => {
+                    assert_eq!(got, Ok(i));
+                    replier.join().unwrap();
+                }
+                Poll::Ready(got) => {
+                    assert_eq!(got, Ok(i));
+                    replier.join().unwrap();
+                    assert_eq!(
+                        wakes.0.load(SeqCst),
+                        0,
+                        "an answer taken at once wakes nobody"
+                    );
+                    answered_at_once += 1;
+                }
+                Poll::Pending => {
+                    // The slow path is intact: the answer wakes the task, and the next poll
+                    // has it.
+                    replier.join().unwrap();
+                    assert_eq!(wakes.0.load(SeqCst), 1);
+                    assert_eq!(Pin::new(&mut answer).poll(&mut cx), Poll::Ready(Ok(i)));
+                }
+            }
+        }
+        eprintln!("{answered_at_once} answered at once in {attempts} attempts");
+        assert!(
+            answered_at_once == ENOUGH,
+            "only {answered_at_once} of {attempts} answers were taken in the first poll"
+        );
     }
 }
