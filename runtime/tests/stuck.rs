@@ -343,3 +343,92 @@ fn sockets_are_polled_while_the_worker_that_polled_them_runs_long() {
         "the second socket's edge waited {waited:?}, for the long turn to end"
     );
 }
+
+/// Keeps its worker in long turns (it sleeps in each, as a behaviour blocked on something
+/// would), one after another, and says on which thread each ran, until told to stop.
+struct LongTurns {
+    turn: Duration,
+    ran_on: mpsc::Sender<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Actor for LongTurns {
+    type Msg = ();
+    fn handle(&mut self, ctx: &mut Context<Self>, _: ()) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        let _ = self.ran_on.send(name);
+        std::thread::sleep(self.turn);
+        if !self.stop.load(SeqCst) {
+            ctx.myself().send(()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn sockets_are_polled_while_every_worker_runs_long_turns() {
+    // Both workers run 20 ms turns back to back, so neither waits in `epoll_wait`, and there is
+    // no sleeper for the watchdog to wake. Busy workers look at the sockets every 61 picks
+    // (1.2 s of such turns); the watchdog's request for a look makes it the next pick.
+    use std::collections::HashSet;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+    let turn = Duration::from_millis(20);
+    // One message per turn, so that each 20 ms behaviour is a pick of its own.
+    let rt = rein::Runtime::builder()
+        .threads(2)
+        .batch(1)
+        .build()
+        .expect("runtime");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ran_on, turns) = mpsc::channel();
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            rt.spawn(LongTurns {
+                turn,
+                ran_on: ran_on.clone(),
+                stop: stop.clone(),
+            })
+        })
+        .collect();
+    let io = rt.handle().io();
+    let (ours, mut peer) = UnixStream::pair().unwrap();
+    let (edge, edges) = mpsc::channel();
+    let registration = io
+        .register(ours.as_raw_fd(), rein::Interest::READABLE, move |_| {
+            let _ = edge.send(Instant::now());
+        })
+        .unwrap();
+    for b in &busy {
+        b.send(()).unwrap();
+    }
+    // Wait until both workers run the busy turns (a turn each on two threads, the latest ones).
+    let deadline = Instant::now() + LIMIT;
+    let mut recent = Vec::new();
+    loop {
+        assert!(Instant::now() < deadline, "both workers never got busy");
+        recent.push(turns.recv_timeout(LIMIT).expect("busy turns run"));
+        let last: HashSet<_> = recent.iter().rev().take(2).collect();
+        if last.len() == 2 {
+            break;
+        }
+    }
+    // Drain the registration's first edge (writable sockets may report at once).
+    while edges.try_recv().is_ok() {}
+    let sent = Instant::now();
+    peer.write_all(b"x").unwrap();
+    let at = edges
+        .recv_timeout(LIMIT)
+        .expect("the edge reached its owner");
+    let waited = at.duration_since(sent);
+    stop.store(true, SeqCst);
+    drop((registration, busy));
+    assert!(wait(rt).quiescent);
+    assert!(
+        waited < Duration::from_millis(400),
+        "the edge waited {waited:?} behind busy workers (their 61-pick look is 1.2 s away)"
+    );
+}

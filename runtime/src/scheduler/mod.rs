@@ -115,6 +115,9 @@ pub(crate) struct Shared {
     notified: Box<[CachePadded<AtomicBool>]>,
     sleepers: Mutex<Vec<usize>>,
     num_sleeping: AtomicUsize,
+    /// Set by the watchdog when sockets have gone a tick with nobody in `epoll_wait`: the next
+    /// busy worker to pick a task looks at them first (see `watchdog`).
+    io_due: CachePadded<AtomicBool>,
     /// The sleeping worker that keeps time: it sleeps only until the earliest timer's deadline
     /// ([`NO_KEEPER`] if none does; see [`crate::timer`]).
     keeper: AtomicUsize,
@@ -166,6 +169,7 @@ impl Shared {
             notified: (0..n).map(|_| CachePadded::default()).collect(),
             sleepers: Mutex::new(Vec::with_capacity(n)),
             num_sleeping: AtomicUsize::new(0),
+            io_due: CachePadded::new(AtomicBool::new(false)),
             keeper: AtomicUsize::new(NO_KEEPER),
             keeper_until: AtomicU64::new(u64::MAX),
             external_activations: CachePadded::default(),
@@ -220,6 +224,27 @@ impl Shared {
             .get()
             .is_some_and(|io| io.poller() == crate::io::NO_POLLER)
             && self.num_sleeping.load(SeqCst) != 0
+    }
+
+    /// Whether sockets are registered and no worker waits in `epoll_wait` for them (every worker
+    /// is busy, or about to sleep): a racy reading.
+    pub(crate) fn sockets_unpolled(&self) -> bool {
+        self.io
+            .get()
+            .is_some_and(|io| io.poller() == crate::io::NO_POLLER)
+    }
+
+    /// Asks the busy workers for a look at the sockets at their next pick (set by the watchdog
+    /// when nobody has waited in `epoll_wait` for a tick).
+    pub(crate) fn request_io_poll(&self) {
+        self.io_due.store(true, Relaxed);
+    }
+
+    /// Takes a request of [`request_io_poll`](Self::request_io_poll): one load per pick while
+    /// there is none (the flag's line is only written when sockets go unpolled).
+    #[inline(always)]
+    pub(crate) fn take_io_due(&self) -> bool {
+        self.io_due.load(Relaxed) && self.io_due.swap(false, Relaxed)
     }
 
     /// Whether worker `index` is on the sleepers list.

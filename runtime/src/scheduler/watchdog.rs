@@ -15,7 +15,8 @@
 //!   on the injector, waking a sleeping worker. So an actor waits at most about two ticks (1 ms).
 //!   A lone task in such a worker's stealable queue wakes a sleeper to steal it; and if sockets
 //!   are registered and nobody waits in `epoll_wait` for them (the poller left with edges and
-//!   is the stuck worker), a sleeper is woken to take the polling over.
+//!   is the stuck worker), a sleeper is woken to take the polling over. With nobody asleep to
+//!   wake, it asks the busy workers to look at the sockets at their next pick (`io_due`).
 //! * **Idle**, it sleeps. It goes idle after [`QUIET_TICKS`] ticks without seeing any such work, or
 //!   at once when every worker sleeps. A worker that puts work where only it can reach it (fills
 //!   its next slot, lends its lingering list) reads the watchdog's state and, if it is idle, makes
@@ -155,6 +156,14 @@ fn look(shared: &Shared, seen: &mut [u64]) -> bool {
     // looked at until it ends, however idle the others are: wake one of them, which waits in
     // `epoll_wait` once it finds nothing else to do.
     let unwatched = shared.sockets_unwatched();
+    // With nobody to wake (every worker busy), the busy workers look at the sockets between
+    // turns: they do every `INJECTOR_INTERVAL` picks anyway, but behind long turns that is
+    // milliseconds, during which a peer's request waits unread. So each tick that finds nobody
+    // in `epoll_wait` asks for a look at the next pick.
+    if shared.sockets_unpolled() {
+        shared.request_io_poll();
+        watched = true;
+    }
     for (index, core) in shared.cores.iter().enumerate() {
         let turns = shared.stats[index].turns.load(Relaxed);
         let stuck = std::mem::replace(&mut seen[index], turns) == turns;

@@ -306,6 +306,12 @@ impl Worker {
     fn find_task(&self) -> Option<Task> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
+        if self.shared.take_io_due() {
+            // Every worker has been busy for a tick (the watchdog's), so nobody waits in
+            // `epoll_wait`: look at the sockets now rather than at the next interval, which
+            // behind long turns can be milliseconds away.
+            self.shared.poll_io(self);
+        }
         if tick % INJECTOR_INTERVAL == 0 {
             // A worker that has become busy moves its lingering actors that have mail to its
             // stealable queue, so that a long run of local work (say, an actor that keeps
