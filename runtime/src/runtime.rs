@@ -387,7 +387,7 @@ impl Runtime {
         self.shared.spawn(actor, None)
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
     }
