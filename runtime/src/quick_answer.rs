@@ -124,23 +124,26 @@ fn worth_trying() -> bool {
     if !several_cpus() || crate::scheduler::on_worker_thread() {
         return false;
     }
-    SCORE.with(|s| {
-        let (score, skipped) = s.get();
-        if score > 0 {
-            return true;
-        }
-        if skipped + 1 >= PROBE_EVERY {
-            s.set((0, 0));
-            true
-        } else {
-            s.set((0, skipped + 1));
-            false
-        }
-    })
+    // `try_with`: an ask made while this thread's locals are being torn down just sleeps.
+    SCORE
+        .try_with(|s| {
+            let (score, skipped) = s.get();
+            if score > 0 {
+                return true;
+            }
+            if skipped + 1 >= PROBE_EVERY {
+                s.set((0, 0));
+                true
+            } else {
+                s.set((0, skipped + 1));
+                false
+            }
+        })
+        .unwrap_or(false)
 }
 
 fn record(answered: bool) {
-    SCORE.with(|s| {
+    let _ = SCORE.try_with(|s| {
         let (score, _) = s.get();
         let score = if answered {
             score.saturating_add(1).min(SCORE_MAX)
