@@ -164,7 +164,7 @@ fn quick_answer<R>(rx: &oneshot::Receiver<R>, ask: &InFlight) -> Quick<Result<R,
 #[must_use = "futures do nothing unless awaited"]
 pub struct AskFuture<R> {
     state: Result<oneshot::Receiver<R>, Option<AskError>>,
-    /// The ask this future answers, counted as awaited until the future is dropped. `None` for
+    /// The ask this future answers, counted as awaited until it is answered or the future is dropped. `None` for
     /// a future from [`ReplyTo::channel`], whose answer may come from anywhere.
     ask: Option<InFlight>,
     /// Whether it has been polled: only the first poll of an ask waits briefly for the answer.
@@ -204,19 +204,23 @@ impl<R> Future for AskFuture<R> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let first_poll = !std::mem::replace(&mut this.polled, true);
-        match &mut this.state {
-            Ok(rx) => {
-                if let (true, Some(ask)) = (first_poll, &this.ask) {
-                    if let Quick::Answered(answer) = quick_answer(rx, ask) {
-                        return Poll::Ready(answer);
-                    }
-                }
-                Pin::new(rx).poll(cx).map_err(|_| AskError::NoReply)
-            }
+        let answer = match &mut this.state {
+            Ok(rx) => match (first_poll, &this.ask) {
+                (true, Some(ask)) => match quick_answer(rx, ask) {
+                    Quick::Answered(answer) => Poll::Ready(answer),
+                    Quick::NotYet => Pin::new(rx).poll(cx).map_err(|_| AskError::NoReply),
+                },
+                _ => Pin::new(rx).poll(cx).map_err(|_| AskError::NoReply),
+            },
             Err(error) => Poll::Ready(Err(error
                 .take()
                 .expect("AskFuture polled after it completed"))),
+        };
+        if answer.is_ready() {
+            // Answered: no longer an ask in flight, even if the future is kept.
+            this.ask = None;
         }
+        answer
     }
 }
 
@@ -239,6 +243,28 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, SeqCst);
         }
+    }
+
+    /// An answered ask stops counting as in flight at once, even while its future is kept, so
+    /// that it does not stop a later ask from waiting briefly.
+    #[test]
+    fn an_answered_ask_is_no_longer_in_flight() {
+        let counter: &'static std::sync::atomic::AtomicUsize =
+            Box::leak(Box::new(std::sync::atomic::AtomicUsize::new(0)));
+        let (reply, rx) = slot::<u32>();
+        let mut answer = AskFuture::asked(rx, InFlight::counted_in(counter));
+        assert_eq!(counter.load(SeqCst), 1);
+        reply.send(5).unwrap();
+        let waker = std::task::Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(Pin::new(&mut answer).poll(&mut cx), Poll::Ready(Ok(5)));
+        assert_eq!(
+            counter.load(SeqCst),
+            0,
+            "answered, though the future lives on"
+        );
+        drop(answer);
+        assert_eq!(counter.load(SeqCst), 0);
     }
 
     /// An answer sent a few microseconds after the asker's first poll begins is taken by that
