@@ -51,12 +51,12 @@ thread_local! {
 static ASKS_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// An ask whose answer is awaited: counted in [`ASKS_IN_FLIGHT`] from before its request is sent
-/// until it is answered or dropped. Only an ask that is alone in flight waits briefly. With other asks in
-/// flight the asker has other work to do (an executor's other tasks, which a spinning poll would
-/// hold up, and whose requests would then not overlap), or other threads wait too, and spinning
-/// threads would outnumber cores. Measured with 64 client tasks on a 2-thread tokio runtime
-/// (`rein-compare bridge --clients 64`): waiting regardless made a round trip 0.6 to 0.75 µs
-/// against 0.25 to 0.6 µs without the wait.
+/// until it is answered or dropped. Only an ask that is alone in flight waits briefly. With other
+/// asks in flight the asker has other work to do (an executor's other tasks, which a spinning
+/// poll would hold up, and whose requests would then not overlap), or other threads wait too,
+/// and spinning threads would outnumber cores. Measured with 64 client tasks on a 2-thread tokio
+/// runtime (`rein-compare bridge --clients 64`): waiting regardless made a round trip 0.6 to
+/// 0.75 µs against 0.25 to 0.6 µs without the wait.
 pub(crate) struct InFlight {
     counted_in: &'static AtomicUsize,
 }

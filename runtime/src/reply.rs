@@ -164,8 +164,9 @@ fn quick_answer<R>(rx: &oneshot::Receiver<R>, ask: &InFlight) -> Quick<Result<R,
 #[must_use = "futures do nothing unless awaited"]
 pub struct AskFuture<R> {
     state: Result<oneshot::Receiver<R>, Option<AskError>>,
-    /// The ask this future answers, counted as awaited until it is answered or the future is dropped. `None` for
-    /// a future from [`ReplyTo::channel`], whose answer may come from anywhere.
+    /// The ask this future answers, counted as awaited until it is answered or the future is
+    /// dropped. `None` for a future from [`ReplyTo::channel`], whose answer may come from
+    /// anywhere.
     ask: Option<InFlight>,
     /// Whether it has been polled: only the first poll of an ask waits briefly for the answer.
     polled: bool,

@@ -51,6 +51,10 @@ fn an_actor_woken_by_a_sleeping_behaviour_runs_elsewhere_at_once() {
     let (sent, sends) = mpsc::channel();
     let clock = rt.spawn(Clock { at });
     let sleeper = rt.spawn(Sleeper { clock, sleep, sent });
+    // Let both workers go to sleep first: a worker that has just run the clock's first turn
+    // lingers on it, and could then claim the sleeper's message before the sleeper's worker
+    // does (the clock would run at once, but with no hand-off for this test to see).
+    std::thread::sleep(Duration::from_millis(200));
     sleeper.send(()).unwrap();
     let sent = sends.recv_timeout(LIMIT).expect("the sleeper ran");
     let arrived = arrivals.recv_timeout(LIMIT).expect("the clock ran");
