@@ -220,18 +220,16 @@ impl Shared {
     /// Whether sockets are registered, no worker waits in `epoll_wait` for them, and some
     /// worker sleeps in its futex (and could): a racy reading, for the watchdog.
     pub(crate) fn sockets_unwatched(&self) -> bool {
-        self.io
-            .get()
-            .is_some_and(|io| io.poller() == crate::io::NO_POLLER)
-            && self.num_sleeping.load(SeqCst) != 0
+        self.sockets_unpolled() && self.num_sleeping.load(SeqCst) != 0
     }
 
     /// Whether sockets are registered and no worker waits in `epoll_wait` for them (every worker
-    /// is busy, or about to sleep): a racy reading.
+    /// is busy, or about to sleep): a racy reading. Never after a failed poll: nobody polls a
+    /// failed driver again, and the watchdog must not stay awake for it.
     pub(crate) fn sockets_unpolled(&self) -> bool {
         self.io
             .get()
-            .is_some_and(|io| io.poller() == crate::io::NO_POLLER)
+            .is_some_and(|io| io.poller() == crate::io::NO_POLLER && io.failures.load(Relaxed) == 0)
     }
 
     /// Asks the busy workers for a look at the sockets at their next pick (set by the watchdog
